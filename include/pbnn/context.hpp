@@ -1,0 +1,24 @@
+#pragma once
+// What a layer needs to know about the current step besides its inputs.
+#include <cstdint>
+
+#include "pbnn/quantize.hpp"
+#include "pbnn/random.hpp"
+
+namespace pbnn {
+
+enum class mode { train, eval };
+
+struct context {
+  pbnn::mode mode = mode::train;
+  float v = 1.0f;                 // progressive scale of this epoch
+  bool bn_threshold = false;      // v >= the configured threshold: sign(BN(x)) by comparison (eqs. 4-5)
+  rng* gen = nullptr;             // source of per-step random streams (stochastic schemes, rounding)
+  saturation_counter saturation;  // fixed-point saturation events
+
+  bool training() const noexcept { return mode == mode::train; }
+  // A fresh counter-based stream; deterministic given the seed and the order of calls.
+  stream next_stream() noexcept { return gen ? make_stream(*gen) : stream{0x5eed5eedu}; }
+};
+
+}  // namespace pbnn

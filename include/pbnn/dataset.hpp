@@ -1,0 +1,57 @@
+#pragma once
+// An in-memory labelled data set of real-valued samples, and batches drawn from it in the format.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "pbnn/data/idx.hpp"
+#include "pbnn/quantize.hpp"
+#include "pbnn/tensor.hpp"
+
+namespace pbnn {
+
+struct dataset {
+  std::size_t count = 0, features = 0, classes = 10;
+  std::vector<float> x;             // count x features, row-major
+  std::vector<std::uint8_t> label;  // count
+};
+
+// Images scaled to [0, 1].
+inline dataset to_dataset(const data::labelled_images& d, std::size_t classes = 10) {
+  dataset out;
+  out.count = d.count;
+  out.features = d.image_size();
+  out.classes = classes;
+  out.x.resize(d.pixels.size());
+  std::transform(d.pixels.begin(), d.pixels.end(), out.x.begin(), [](std::uint8_t p) { return p / 255.0f; });
+  out.label = d.labels;
+  return out;
+}
+
+// Gathers samples idx[0..n) into a batch in the format (fixed: nearest-even rounding with a
+// per-batch exponent) and their labels into labels.
+template <class F>
+void gather_batch(const dataset& d, const std::size_t* idx, std::size_t n, batch_tensor<F>& out,
+                  std::vector<std::uint8_t>& labels, std::vector<float>& scratch) {
+  out.resize(n, d.features);
+  labels.resize(n);
+  float* dst = nullptr;
+  if constexpr (is_fixed_v<F>) {
+    scratch.resize(n * d.features);
+    dst = scratch.data();
+  } else {
+    dst = out.data.data();
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    std::copy_n(d.x.data() + idx[r] * d.features, d.features, dst + r * d.features);
+    labels[r] = d.label[idx[r]];
+  }
+  if constexpr (is_fixed_v<F>)
+    out.exp = quantize_dynamic(scratch.data(), scratch.size(), out.data.data(), format_traits<F>::operand_max,
+                               rounding::nearest_even, stream{});
+  else
+    out.exp = 0;
+}
+
+}  // namespace pbnn

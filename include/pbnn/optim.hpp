@@ -1,0 +1,165 @@
+#pragma once
+// Optimizers over a network's parameters: Adam (the paper's) and SGD with momentum. Their state
+// (moments, velocity) is fp32, one entry per parameter element; the update is computed in fp32 from
+// the parameter's real value and gradient, then stored back in the format, where fixed formats round
+// stochastically so that updates smaller than one step survive in expectation.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include <Eigen/Core>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "pbnn/context.hpp"
+#include "pbnn/parameter.hpp"
+
+namespace pbnn {
+
+namespace detail {
+// fn(begin, end) over contiguous chunks of [0, n), one per thread when n is large enough to pay.
+template <class Fn>
+void parallel_chunks(std::size_t n, Fn&& fn) {
+#pragma omp parallel if (n > 32768)
+  {
+    std::size_t t = 0, nt = 1;
+#ifdef _OPENMP
+    t = static_cast<std::size_t>(omp_get_thread_num());
+    nt = static_cast<std::size_t>(omp_get_num_threads());
+#endif
+    const std::size_t chunk = (n + nt - 1) / nt, begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
+    fn(begin, end);
+  }
+}
+
+// Eigen array expressions: explicitly vectorized, including the square root (std::sqrt in a plain
+// loop keeps GCC from vectorizing because of errno).
+template <class G>
+void adam_kernel(float* w, float* m, float* v, const G* grad, std::size_t n, float gs, float b1, float b2,
+                 float step_size, float rc2, float eps, float bound) {
+  using arr = Eigen::Map<Eigen::ArrayXf>;
+  const auto len = static_cast<Eigen::Index>(n);
+  arr W(w, len), M(m, len), V(v, len);
+  const auto g = Eigen::Map<const Eigen::Array<G, Eigen::Dynamic, 1>>(grad, len).template cast<float>() * gs;
+  M = b1 * M + (1 - b1) * g;
+  V = b2 * V + (1 - b2) * g.square();
+  W = (W - step_size * M / (V.sqrt() * rc2 + eps)).min(bound).max(-bound);
+}
+}  // namespace detail
+
+// p[i] = next(i, p[i]) for every element, threaded, stored through parameter::store (binarized
+// parameters clipped to [-1, 1]; fixed formats round stochastically and count saturation).
+template <class F, class Next>
+void apply_update(parameter<F>& p, Next next, saturation_counter& sat, stream rnd) {
+  const std::size_t n = p.size();
+  {
+    std::uint64_t events = 0;
+#pragma omp parallel for schedule(static) reduction(+ : events) if (n > 32768)
+    for (std::size_t i = 0; i < n; ++i) {
+      saturation_counter local;
+      p.store(i, next(i, p.real(i)), is_fixed_v<F> ? rnd.uniform(static_cast<std::uint32_t>(i)) : 0.0f, local);
+      events += local.events;
+    }
+    sat.events += events;
+  }
+}
+
+struct adam {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+
+  struct state {
+    aligned_vector<float> m, v;
+  };
+  template <class F>
+  void update(parameter<F>& p, state& s, long step, saturation_counter& sat, stream rnd) const {
+    const std::size_t n = p.size();
+    if (s.m.size() != n) {
+      s.m.assign(n, 0.0f);
+      s.v.assign(n, 0.0f);
+    }
+    const float c1 = 1.0f - std::pow(beta1, static_cast<float>(step));
+    const float c2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+    const float step_size = lr / c1, rc2 = 1.0f / std::sqrt(c2);
+    const float b1 = beta1, b2 = beta2, e = eps;
+    float* __restrict m = s.m.data();
+    float* __restrict v = s.v.data();
+    // A plain kernel per thread, so that it vectorizes. fp32 updates the values in place; fixed
+    // formats update a real copy, then store it back with stochastic rounding.
+    const bool clip = p.role == param_role::binarized;
+    const float gs = p.grad_scale;
+    const auto* grad = p.grad.data();
+    float* w = nullptr;
+    if constexpr (!is_fixed_v<F>) {
+      w = p.value.data();
+    } else {
+      static thread_local aligned_vector<float> real;  // scratch, reused across steps
+      real.resize(n);
+      w = real.data();
+    }
+    std::uint64_t events = 0;
+    detail::parallel_chunks(n, [&](std::size_t begin, std::size_t end) {
+      if constexpr (is_fixed_v<F>) {
+        const float sc = std::ldexp(1.0f, p.exp);
+        for (std::size_t i = begin; i < end; ++i) w[i] = static_cast<float>(p.value[i]) * sc;
+      }
+      detail::adam_kernel(w + begin, m + begin, v + begin, grad + begin, end - begin, gs, b1, b2, step_size, rc2, e,
+                          clip ? 1.0f : 3.0e38f);
+      if constexpr (is_fixed_v<F>) {
+        saturation_counter local;
+        p.store_range(w, begin, end, rnd, local);
+#pragma omp atomic
+        events += local.events;
+      }
+    });
+    sat.events += events;
+  }
+};
+
+struct sgd {
+  float lr = 0.01f, momentum = 0.9f;
+
+  struct state {
+    aligned_vector<float> velocity;
+  };
+  template <class F>
+  void update(parameter<F>& p, state& s, long, saturation_counter& sat, stream rnd) const {
+    const std::size_t n = p.size();
+    if (s.velocity.size() != n) s.velocity.assign(n, 0.0f);
+    float* vel = s.velocity.data();
+    const auto* grad = p.grad.data();
+    const float gs = p.grad_scale, mom = momentum, rate = lr;
+    auto next = [=](std::size_t i, float x) {
+      vel[i] = mom * vel[i] + static_cast<float>(grad[i]) * gs;
+      return x - rate * vel[i];
+    };
+    apply_update(p, next, sat, rnd);
+  }
+};
+
+// One optimizer state per parameter tensor, in the network's parameter order.
+template <class Optimizer>
+class optimizer_states {
+ public:
+  explicit optimizer_states(Optimizer opt = {}) : opt_(opt) {}
+  Optimizer& options() noexcept { return opt_; }
+
+  template <class Net>
+  void step(Net& net, context& ctx) {
+    ++step_;
+    std::size_t i = 0;
+    net.for_each_parameter([&](auto& p) {
+      if (states_.size() <= i) states_.emplace_back();
+      opt_.update(p, states_[i++], step_, ctx.saturation, ctx.next_stream());
+    });
+  }
+
+ private:
+  Optimizer opt_;
+  std::vector<typename Optimizer::state> states_;
+  long step_ = 0;
+};
+
+}  // namespace pbnn

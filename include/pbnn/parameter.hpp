@@ -1,0 +1,125 @@
+#pragma once
+// A learnable tensor with its gradient, as the optimizers see it.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pbnn/format.hpp"
+#include "pbnn/quantize.hpp"
+#include "pbnn/random.hpp"
+#include "pbnn/tensor.hpp"
+
+namespace pbnn {
+
+enum class param_role {
+  binarized,  // P of a binarized layer: clipped to [-1, 1], binarized in the forward pass
+  real,       // weights and biases of a layer kept real
+  norm        // batch-norm scale and shift
+};
+
+// Values in the format's storage: fixed formats hold q with value = q * 2^exp, a fixed exponent per
+// role (binarized and real weights: [-1, 1); batch-norm scale and shift: [-4, 4)). The gradient is
+// held in the format's accumulator with one real scale per step (fixed: the int32 sums of the
+// integer GEMM, value = grad * grad_scale).
+namespace detail {
+// dst[i] = clamp(floor(clamp(x[i], -bound, bound) * inv + u(first + i)), -lim, lim), returning how
+// many values went beyond lim. Out of line with restrict pointers and ternary clamps: the shape
+// GCC vectorizes (inlined into the optimizer's loop, it would not).
+template <class Int>
+[[gnu::noinline]] std::uint32_t store_rounded(const float* __restrict x, Int* __restrict dst, std::uint32_t n,
+                                              std::uint32_t first, stream rnd, float inv, float lim, float bound) {
+  std::uint32_t events = 0;
+#pragma omp simd reduction(+ : events)
+  for (std::uint32_t i = 0; i < n; ++i) {
+    float c = x[i];
+    c = c > bound ? bound : c;
+    c = c < -bound ? -bound : c;
+    float t = std::floor(c * inv + rnd.uniform(first + i));
+    events += (t > lim) | (t < -lim);
+    t = t > lim ? lim : t;
+    t = t < -lim ? -lim : t;
+    dst[i] = static_cast<Int>(static_cast<std::int32_t>(t));
+  }
+  return events;
+}
+}  // namespace detail
+
+template <class Format>
+struct parameter {
+  using format = Format;
+  using value_type = storage_t<Format>;
+  using grad_type = typename format_traits<Format>::accum;
+
+  std::string name;
+  param_role role = param_role::real;
+  std::vector<std::size_t> dims;  // for export, e.g. {out, in}
+  aligned_vector<value_type> value;
+  int exp = 0;
+  aligned_vector<grad_type> grad;
+  float grad_scale = 1.0f;
+
+  parameter() = default;
+  parameter(std::string n, param_role r, std::vector<std::size_t> shape)
+      : name(std::move(n)), role(r), dims(std::move(shape)) {
+    std::size_t size = 1;
+    for (auto d : dims) size *= d;
+    value.resize(size);
+    grad.resize(size);
+    if constexpr (is_fixed_v<Format>) {
+      constexpr int frac = format_traits<Format>::param_frac;
+      exp = r == param_role::norm ? -std::max(0, frac - 2) : -frac;
+    }
+  }
+  std::size_t size() const noexcept { return value.size(); }
+  float real(std::size_t i) const noexcept {
+    if constexpr (is_fixed_v<Format>) return std::ldexp(static_cast<float>(value[i]), exp);
+    else return value[i];
+  }
+  float gradient(std::size_t i) const noexcept { return static_cast<float>(grad[i]) * grad_scale; }
+  // Largest magnitude the storage holds (the binarized ones are also clipped to 1).
+  float max_real() const noexcept {
+    if constexpr (is_fixed_v<Format>) return std::ldexp(static_cast<float>(format_traits<Format>::param_max), exp);
+    else return role == param_role::binarized ? 1.0f : 3.0e38f;
+  }
+  // Stores x at i: binarized parameters are clipped to [-1, 1] (part of the method, not counted);
+  // other values beyond the format's range saturate and are counted. Fixed formats round
+  // stochastically with u (uniform in [0, 1)) so updates smaller than one step survive in expectation.
+  void store(std::size_t i, float x, float u, saturation_counter& sat) noexcept {
+    if (role == param_role::binarized) x = std::clamp(x, -1.0f, 1.0f);
+    if constexpr (is_fixed_v<Format>) {
+      const double q = std::floor(std::ldexp(static_cast<double>(x), -exp) + u);
+      std::uint64_t events = 0;
+      value[i] = detail::saturate<value_type>(static_cast<std::int64_t>(q), format_traits<Format>::param_max, events);
+      if (role != param_role::binarized) sat.events += events;
+    } else {
+      (void)u;
+      (void)sat;
+      value[i] = x;
+    }
+  }
+  // store() for the elements [begin, end) of x (real values), vectorized; u comes from rnd.
+  void store_range(const float* x, std::size_t begin, std::size_t end, stream rnd, saturation_counter& sat) noexcept {
+    if constexpr (is_fixed_v<Format>) {
+      const bool counted = role != param_role::binarized;
+      const std::uint32_t events =
+          detail::store_rounded(x + begin, value.data() + begin, static_cast<std::uint32_t>(end - begin),
+                                static_cast<std::uint32_t>(begin), rnd, std::ldexp(1.0f, -exp),
+                                static_cast<float>(format_traits<Format>::param_max), counted ? 3.0e38f : 1.0f);
+      if (counted) sat.events += events;
+    } else {
+      (void)rnd;
+      (void)sat;
+      const float bound = role == param_role::binarized ? 1.0f : 3.0e38f;
+      for (std::size_t i = begin; i < end; ++i) value[i] = std::clamp(x[i], -bound, bound);
+    }
+  }
+  void zero_grad() {
+    std::fill(grad.begin(), grad.end(), grad_type{0});
+    grad_scale = 1.0f;
+  }
+};
+
+}  // namespace pbnn

@@ -1,0 +1,168 @@
+#pragma once
+// A network: layer specs composed at compile time over one policy, each layer's input shape being
+// its predecessor's output shape.
+//
+//   using P = pbnn::policy<pbnn::fixed<8>, pbnn::progressive<>>;
+//   using mlp = pbnn::sequential<P, pbnn::input<784>,
+//       pbnn::dense<1000>, pbnn::batch_norm<>, pbnn::binary_act,
+//       pbnn::dense<500>,  pbnn::batch_norm<>, pbnn::binary_act,
+//       pbnn::dense<10, pbnn::real>, pbnn::batch_norm<>>;
+//
+// A batch_norm followed by binary_act is evaluated as one threshold comparison (eqs. 4-5) in
+// evaluation, and in training once context::bn_threshold is set (progressive schemes, v >= 500).
+#include <array>
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "pbnn/layers/activation.hpp"
+#include "pbnn/layers/batch_norm.hpp"
+#include "pbnn/layers/dense.hpp"
+
+namespace pbnn {
+
+namespace detail {
+template <class Policy, class In, class... Specs>
+struct build_layers {
+  using type = std::tuple<>;
+  using out_shape = In;
+};
+template <class Policy, class In, class Spec, class... Rest>
+struct build_layers<Policy, In, Spec, Rest...> {
+  using layer = typename Spec::template layer<Policy, In>;
+  using next = build_layers<Policy, typename layer::out_shape, Rest...>;
+  using type = decltype(std::tuple_cat(std::declval<std::tuple<layer>>(), std::declval<typename next::type>()));
+  using out_shape = typename next::out_shape;
+};
+
+template <class L>
+inline constexpr bool is_batch_norm_v = false;
+template <class P, class In, std::size_t N>
+inline constexpr bool is_batch_norm_v<batch_norm_layer<P, In, N>> = true;
+template <class L>
+inline constexpr bool is_binary_act_v = false;
+template <class P, class In>
+inline constexpr bool is_binary_act_v<binary_act_layer<P, In>> = true;
+}  // namespace detail
+
+template <class Policy, class In, class... Specs>
+class sequential {
+  static_assert(sizeof...(Specs) > 0, "pbnn::sequential: a network needs at least one layer");
+
+ public:
+  using policy_type = Policy;
+  using format = typename Policy::format;
+  using scheme = typename Policy::scheme;
+  using in_shape = In;
+  using layers_type = typename detail::build_layers<Policy, In, Specs...>::type;
+  using out_shape = typename detail::build_layers<Policy, In, Specs...>::out_shape;
+  using tensor = batch_tensor<format>;
+  static constexpr std::size_t depth = sizeof...(Specs);
+
+  void init(rng& g) {
+    for_each_layer([&](auto& l, std::size_t) { l.init(g); });
+  }
+
+  // Runs the layers on x (which must stay alive until backward) and returns the output.
+  const tensor& forward(const tensor& x, context& ctx) {
+    input_ = &x;
+    forward_from<0>(x, ctx);
+    return outputs_[depth - 1];
+  }
+
+  // Back-propagates dy (the loss gradient of the output); every parameter gradient is overwritten.
+  void backward(const tensor& dy, context& ctx) { backward_from<depth - 1>(dy, ctx); }
+
+  template <class Fn>
+  void for_each_layer(Fn&& fn) {
+    each_layer(fn, std::make_index_sequence<depth>{});
+  }
+  template <class Fn>
+  void for_each_layer(Fn&& fn) const {
+    each_layer(fn, std::make_index_sequence<depth>{});
+  }
+  template <class Fn>
+  void for_each_parameter(Fn&& fn) {
+    for_each_layer([&](auto& l, std::size_t) { l.for_each_parameter(fn); });
+  }
+
+  static std::string describe() {
+    std::string s = fmt::format("input({})", In::size);
+    describe_each(s, std::make_index_sequence<depth>{});
+    return s;
+  }
+
+  template <std::size_t I>
+  auto& layer() noexcept {
+    return std::get<I>(layers_);
+  }
+  const tensor& output(std::size_t i) const noexcept { return outputs_[i]; }
+
+ private:
+  template <class Fn, std::size_t... I>
+  void each_layer(Fn& fn, std::index_sequence<I...>) {
+    (fn(std::get<I>(layers_), I), ...);
+  }
+  template <class Fn, std::size_t... I>
+  void each_layer(Fn& fn, std::index_sequence<I...>) const {
+    (fn(std::get<I>(layers_), I), ...);
+  }
+  template <std::size_t... I>
+  static void describe_each(std::string& s, std::index_sequence<I...>) {
+    ((s += " -> " + std::tuple_element_t<I, layers_type>::describe()), ...);
+  }
+
+  template <std::size_t I>
+  using layer_t = std::tuple_element_t<I, layers_type>;
+
+  template <std::size_t I>
+  static constexpr bool folds_into_threshold() {
+    if constexpr (I == 0 || I >= depth) return false;
+    else return detail::is_batch_norm_v<layer_t<I - 1>> && detail::is_binary_act_v<layer_t<I>>;
+  }
+
+  template <std::size_t J>
+  const tensor& input_of() const noexcept {
+    if constexpr (J == 0) return *input_;
+    else return outputs_[J - 1];
+  }
+
+  template <std::size_t I>
+  void forward_from(const tensor& x, context& ctx) {
+    if constexpr (I < depth) {
+      if constexpr (folds_into_threshold<I>()) {
+        if (!ctx.training() || ctx.bn_threshold) {
+          std::get<I - 1>(layers_).sign_by_threshold(input_of<I - 1>(), outputs_[I], ctx);
+          return forward_from<I + 1>(outputs_[I], ctx);
+        }
+      }
+      if constexpr (I + 1 < depth && folds_into_threshold<I + 1>()) {
+        if (!ctx.training()) return forward_from<I + 1>(x, ctx);  // the threshold replaces the normalization
+      }
+      std::get<I>(layers_).forward(x, outputs_[I], ctx);
+      forward_from<I + 1>(outputs_[I], ctx);
+    }
+  }
+
+  template <std::size_t I>
+  void backward_from(const tensor& dy, context& ctx) {
+    const tensor& x = input_of<I>();
+    if constexpr (I == 0) {
+      std::get<0>(layers_).backward(x, outputs_[0], dy, nullptr, ctx);
+    } else {
+      tensor& dx = grads_[I % 2];
+      std::get<I>(layers_).backward(x, outputs_[I], dy, &dx, ctx);
+      backward_from<I - 1>(dx, ctx);
+    }
+  }
+
+  layers_type layers_;
+  std::array<tensor, depth> outputs_;
+  std::array<tensor, 2> grads_;  // ping-pong: layer I writes its input gradient to grads_[I % 2]
+  const tensor* input_ = nullptr;
+};
+
+}  // namespace pbnn

@@ -1,0 +1,164 @@
+#pragma once
+// The training loop: shuffled minibatches from a seeded generator, the optimizer, step learning-rate
+// decay and the v schedule per epoch, and per-epoch metrics of the *binary* network (evaluation mode).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "pbnn/dataset.hpp"
+#include "pbnn/loss.hpp"
+#include "pbnn/optim.hpp"
+#include "pbnn/policy.hpp"
+
+namespace pbnn {
+
+struct train_options {
+  int epochs = 30;
+  std::size_t batch = 100;
+  float lr = 1e-3f;
+  int lr_step = 20;          // the learning rate is multiplied by lr_decay every lr_step epochs
+  float lr_decay = 0.1f;
+  float threshold_v = 500;   // progressive schemes: batch norm as a threshold from this v on
+  std::uint64_t seed = 1;
+  std::function<float(int epoch, int epochs)> v_schedule;  // empty: the scheme's own schedule
+};
+
+struct epoch_stats {
+  int epoch = 0;
+  float v = 1, lr = 0;
+  double loss = 0;              // mean training loss (training-mode network)
+  double train_accuracy = 0;    // binary network, evaluation mode
+  double test_accuracy = 0;     // binary network, evaluation mode
+  double train_seconds = 0, eval_seconds = 0;
+  double saturated_fraction = 0;  // binarized parameters with |theta| = 1
+  std::uint64_t saturation_events = 0;  // fixed formats: values clamped to the format's range, this epoch
+};
+
+// Classification accuracy of the network in evaluation mode (the binary network).
+template <class Net>
+double evaluate(Net& net, const dataset& d, std::size_t batch = 1000) {
+  context ctx;
+  ctx.mode = mode::eval;
+  batch_tensor<typename Net::format> x;
+  std::vector<std::uint8_t> labels;
+  std::vector<float> scratch;
+  std::vector<std::size_t> idx(d.count);
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  std::size_t correct = 0;
+  for (std::size_t s = 0; s < d.count; s += batch) {
+    const std::size_t n = std::min(batch, d.count - s);
+    gather_batch(d, idx.data() + s, n, x, labels, scratch);
+    const auto& out = net.forward(x, ctx);
+    for (std::size_t r = 0; r < n; ++r) correct += predicted_class(out, r) == labels[r];
+  }
+  return d.count ? static_cast<double>(correct) / static_cast<double>(d.count) : 0.0;
+}
+
+template <class Net, class Optimizer = adam>
+class trainer {
+ public:
+  using scheme = typename Net::scheme;
+  using progress_fn = std::function<void(std::size_t done, std::size_t total, double mean_loss)>;
+
+  trainer(Net& net, train_options opt, Optimizer optimizer = {})
+      : net_(net), opt_(std::move(opt)), states_(optimizer), gen_(opt_.seed) {
+    if (!opt_.v_schedule) {
+      if constexpr (is_progressive_v<scheme>) opt_.v_schedule = typename scheme::schedule{};
+      else opt_.v_schedule = [](int, int) { return 1.0f; };
+    }
+    if (opt_.batch == 0) throw std::invalid_argument("pbnn::trainer: batch size must be positive");
+    if (opt_.epochs <= 0) throw std::invalid_argument("pbnn::trainer: epochs must be positive");
+    net_.init(gen_);
+  }
+
+  // One epoch of training, then the evaluation of the binary network on both sets.
+  epoch_stats run_epoch(const dataset& train, const dataset* test, int epoch, const progress_fn& progress = {}) {
+    epoch_stats st;
+    st.epoch = epoch;
+    st.v = v_at(epoch);
+    st.lr = lr_at(epoch);
+    const auto t0 = std::chrono::steady_clock::now();
+    const pass_result pass = train_batches(train, train.count / opt_.batch, epoch, progress);
+    const auto t1 = std::chrono::steady_clock::now();
+    st.loss = pass.samples ? pass.loss_sum / static_cast<double>(pass.samples) : 0.0;
+    st.saturation_events = pass.saturation_events;
+    st.saturated_fraction = saturated_fraction(st.v);
+    st.train_accuracy = evaluate(net_, train);
+    if (test) st.test_accuracy = evaluate(net_, *test);
+    st.train_seconds = std::chrono::duration<double>(t1 - t0).count();
+    st.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    return st;
+  }
+
+  struct pass_result {
+    double loss_sum = 0;
+    std::size_t samples = 0;
+    std::uint64_t saturation_events = 0;
+  };
+  // Trains on up to `batches` shuffled minibatches of `train` with the settings of `epoch` (the last
+  // partial batch of an epoch is dropped).
+  pass_result train_batches(const dataset& train, std::size_t batches, int epoch, const progress_fn& progress = {}) {
+    states_.options().lr = lr_at(epoch);
+    context ctx;
+    ctx.v = v_at(epoch);
+    ctx.bn_threshold = is_progressive_v<scheme> && ctx.v >= opt_.threshold_v;
+    ctx.gen = &gen_;
+
+    order_.resize(train.count);
+    std::iota(order_.begin(), order_.end(), std::size_t{0});
+    std::shuffle(order_.begin(), order_.end(), gen_);  // pbnn::rng: same seed, same order
+    batches = std::min(batches, train.count / opt_.batch);
+    pass_result res;
+    for (std::size_t bi = 0; bi < batches; ++bi) {
+      gather_batch(train, order_.data() + bi * opt_.batch, opt_.batch, x_, labels_, scratch_);
+      const auto& out = net_.forward(x_, ctx);
+      res.loss_sum += softmax_cross_entropy(out, labels_.data(), dlogits_, ctx).loss_sum;
+      res.samples += opt_.batch;
+      net_.backward(dlogits_, ctx);
+      states_.step(net_, ctx);
+      if (progress) progress(bi + 1, batches, res.loss_sum / static_cast<double>(res.samples));
+    }
+    res.saturation_events = ctx.saturation.events;
+    return res;
+  }
+
+  float v_at(int epoch) const { return opt_.v_schedule(epoch, opt_.epochs); }
+  float lr_at(int epoch) const {
+    return opt_.lr * std::pow(opt_.lr_decay, static_cast<float>(epoch / std::max(1, opt_.lr_step)));
+  }
+
+  // Fraction of binarized parameters whose theta already equals +-1.
+  double saturated_fraction(float v) {
+    std::size_t total = 0, sat = 0;
+    net_.for_each_parameter([&](auto& p) {
+      if (p.role != param_role::binarized) return;
+      total += p.size();
+      const float limit = p.max_real();
+      for (std::size_t i = 0; i < p.size(); ++i) {
+        const float a = std::fabs(p.real(i));
+        if constexpr (is_progressive_v<scheme>) sat += v * a >= 1.0f;
+        else sat += a >= limit;
+      }
+    });
+    return total ? static_cast<double>(sat) / static_cast<double>(total) : 0.0;
+  }
+
+  const train_options& options() const noexcept { return opt_; }
+
+ private:
+  Net& net_;
+  train_options opt_;
+  optimizer_states<Optimizer> states_;
+  rng gen_;
+  batch_tensor<typename Net::format> x_, dlogits_;
+  std::vector<std::uint8_t> labels_;
+  std::vector<float> scratch_;
+  std::vector<std::size_t> order_;
+};
+
+}  // namespace pbnn
