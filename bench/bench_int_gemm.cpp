@@ -2,6 +2,11 @@
 // items/s and the GMAC/s counter both count multiply-adds (m * n * k per call).
 #include <benchmark/benchmark.h>
 
+// Eigen's AVX-512 kernels trip GCC 12's -Wmaybe-uninitialized false positive (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <Eigen/Core>
 #include <cstdint>
 #include <random>

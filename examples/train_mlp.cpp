@@ -18,6 +18,7 @@ struct options {
   std::string scheme = "prog", format = "fixed8", data_dir = "/usr/share/datasets/fashion-mnist";
   std::string csv = "train_mlp.csv", out = "mlp.safetensors", optimizer = "adam";
   pbnn::train_options train;
+  std::string act_grad = "ste";
   std::size_t train_limit = 0;
   bool quiet = false;
 };
@@ -79,6 +80,8 @@ int with_scheme(const options& o, const pbnn::dataset& tr, const pbnn::dataset& 
   if (o.scheme == "det") return with_optimizer<policy<Format, sign>, relu>(o, tr, te);
   if (o.scheme == "stoch") return with_optimizer<policy<Format, stochastic>, relu>(o, tr, te);
   if (o.scheme == "bnn") return with_optimizer<policy<Format, sign>, binary_act>(o, tr, te);
+  if (o.act_grad == "exact")
+    return with_optimizer<policy<Format, progressive<log_schedule, activation_gradient::exact>>, binary_act>(o, tr, te);
   return with_optimizer<policy<Format, progressive<log_schedule>>, binary_act>(o, tr, te);
 }
 
@@ -112,6 +115,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--optimizer", o.optimizer, "adam or sgd (momentum 0.9)")
       ->check(CLI::IsMember({"adam", "sgd"}))
+      ->capture_default_str();
+  app.add_option("--act-grad", o.act_grad,
+                 "prog: gradient of the progressive activation, exact (v inside |v x| <= 1) or ste (1 inside |x| <= 1)")
+      ->check(CLI::IsMember({"exact", "ste"}))
       ->capture_default_str();
   app.add_option("--threshold-v", o.train.threshold_v, "prog: batch norm as a threshold from this v on")
       ->capture_default_str();

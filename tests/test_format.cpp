@@ -1,7 +1,9 @@
 // Number formats: rounding, saturation, stochastic rounding's bias, parameter storage.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstdint>
 
 #include <pbnn/format.hpp>
@@ -92,4 +94,28 @@ TEST_CASE("dynamic quantization picks an exponent that fits without saturating",
   CHECK(std::ldexp(100.0, -(e - 1)) > 127);  // and no larger than needed
   CHECK(std::ldexp(static_cast<double>(dst[2]), e) == Approx(100.0).epsilon(0.01));
   CHECK(std::ldexp(static_cast<double>(dst[1]), e) == Approx(-3.0).margin(std::ldexp(0.5, e)));
+}
+
+TEST_CASE("bulk parameter stores match the element-wise rounding", "[format]") {
+  // store_range has an AVX-512 path; it must give the portable formula's values exactly.
+  parameter<fixed<8>> w("w", param_role::real, {1003});
+  parameter<fixed<16>> p("p", param_role::binarized, {1003});
+  std::vector<float> x(1003);
+  rng g(3);
+  for (auto& v : x) v = g.uniform(-1.3f, 1.3f);
+  const stream rnd{99};
+  saturation_counter sat;
+  w.store_range(x.data(), 0, x.size(), rnd, sat);
+  p.store_range(x.data(), 0, x.size(), rnd, sat);
+  std::uint64_t expected_events = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float u = rnd.uniform(static_cast<std::uint32_t>(i));
+    const float tw = std::floor(x[i] * 128.0f + u);
+    expected_events += std::fabs(tw) > 127;
+    CHECK(w.value[i] == static_cast<std::int8_t>(std::clamp(tw, -127.0f, 127.0f)));
+    const float tp = std::floor(std::clamp(x[i], -1.0f, 1.0f) * 32768.0f + u);
+    CHECK(p.value[i] == static_cast<std::int16_t>(std::clamp(tp, -32767.0f, 32767.0f)));
+  }
+  CHECK(sat.events == expected_events);  // only the real parameter counts; the binarized one is clipped
+  CHECK(expected_events > 0);
 }

@@ -91,7 +91,7 @@ TEST_CASE("int gemm_nt on the MLP shapes", "[int_gemm]") {
                                    {1000, 784, 100}, {500, 1000, 100}, {200, 128, 1152}};
   for (const auto& s : shapes) {
     check_shape<std::int8_t>(s[0], s[1], s[2], 127, rng);
-    check_shape<std::int16_t>(s[0], s[1], std::min<std::size_t>(s[2], 512), 2047, rng, 0, true);
+    check_shape<std::int16_t>(s[0], s[1], s[2], 2047, rng, 0, true);  // random signs: no saturation
   }
 }
 
@@ -105,9 +105,33 @@ TEST_CASE("int gemm_nt with strides and accumulate", "[int_gemm]") {
         check_shape<std::int16_t>(m, n, k, 2047, rng, 3, true);
         check_shape<std::int16_t>(m, n, k, 2047, rng, 9, false);
       }
-  // Large enough to take the threaded path with ragged tiles.
+  // Large enough to take the threaded path with ragged tiles; n = 10 splits the rows between threads.
   check_shape<std::int8_t>(131, 333, 517, 127, rng, 7, true);
   check_shape<std::int16_t>(131, 333, 517, 2047, rng, 7, true);
+  check_shape<std::int8_t>(400, 10, 700, 127, rng, 1, true);
+  check_shape<std::int16_t>(400, 10, 700, 2047, rng, 1, false);
+  // Several k-blocks and several row blocks per thread.
+  check_shape<std::int8_t>(900, 20, 1283, 127, rng, 2, true);
+  check_shape<std::int16_t>(900, 20, 1283, 2047, rng, 2, true);
+}
+
+TEST_CASE("int gemm_nt is safe to call from concurrent threads", "[int_gemm]") {
+  // Inside a parallel region each call runs on its caller's thread with its own scratch buffers.
+  constexpr int kCalls = 8;
+  const std::size_t m = 37, n = 71, k = 333;
+  std::mt19937 rng(7);
+  std::vector<std::vector<std::int8_t>> As, Bs;
+  std::vector<std::vector<std::int32_t>> want, got(kCalls, std::vector<std::int32_t>(m * n));
+  for (int c = 0; c < kCalls; ++c) {
+    As.push_back(random_matrix<std::int8_t>(m, k, 127, rng));
+    Bs.push_back(random_matrix<std::int8_t>(n, k, 127, rng));
+    want.push_back(reference(m, n, k, As[c], k, Bs[c], k, std::vector<std::int32_t>(m * n), n, false));
+  }
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic)
+#endif
+  for (int c = 0; c < kCalls; ++c) gemm_nt(m, n, k, As[c].data(), k, Bs[c].data(), k, got[c].data(), n);
+  for (int c = 0; c < kCalls; ++c) CHECK(mismatch(got[c], want[c]) == -1);
 }
 
 TEST_CASE("int gemm_nt at the extreme operand values", "[int_gemm]") {

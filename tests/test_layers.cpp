@@ -184,7 +184,8 @@ TEST_CASE("gradient check: binary activations", "[layers][gradcheck][binarize]")
   rng g(6);
   context ctx;
   ctx.v = 3.0f;
-  binary_act_layer<pol<progressive<>>, shape<10>> prog;  // clamp(v x): its true gradient
+  // clamp(v x) with its exact gradient, checked numerically.
+  binary_act_layer<pol<progressive<log_schedule, activation_gradient::exact>>, shape<10>> prog;
   check_layer(prog, away_from_kinks(4, 10, g, 3.0f), ctx, 1e-3);
 
   // sign and stochastic activations: the straight-through gradient is hardtanh's (checked above).
@@ -202,6 +203,13 @@ TEST_CASE("gradient check: binary activations", "[layers][gradcheck][binarize]")
   binary_act_layer<pol<stochastic>, shape<10>> st;
   st.forward(x, y, ctx);
   st.backward(x, y, dy, &d, ctx);
+  for (std::size_t i = 0; i < d.size(); ++i) CHECK(d.data.data()[i] == dref.data.data()[i]);
+  // The default progressive activation: forward clamp(v x), gradient hardtanh's whatever v is.
+  ctx.v = 3.0f;
+  binary_act_layer<pol<progressive<>>, shape<10>> prog_ste;
+  prog_ste.forward(x, y, ctx);
+  for (std::size_t i = 0; i < y.size(); ++i) CHECK(y.data.data()[i] == std::clamp(3.0f * x.data.data()[i], -1.0f, 1.0f));
+  prog_ste.backward(x, y, dy, &d, ctx);
   for (std::size_t i = 0; i < d.size(); ++i) CHECK(d.data.data()[i] == dref.data.data()[i]);
 }
 

@@ -152,11 +152,21 @@ struct stochastic {
   static bool saturated(float p, float) noexcept { return std::fabs(p) >= 1.0f; }
 };
 
+// How a progressive activation clamp(v x, -1, 1) passes the gradient back:
+// - straight_through (default): 1 inside |x| <= 1 and 0 outside, the derivative at v = 1 kept
+//   throughout, which is BinaryNet's straight-through estimator once the forward pass is sign(x).
+// - exact: its derivative, v inside |v x| <= 1 and 0 outside. As v grows the window narrows to
+//   nothing and the earlier layers stop learning (Fashion-MNIST MLP, fp32: 86.8 % against 89.6 %
+//   for straight_through; bench/RESULTS.md).
+// Weights always use the exact derivative: dtheta/dP = v inside |v P| <= 1, 0 outside.
+enum class activation_gradient { exact, straight_through };
+
 // Progressive: theta = clamp(v P, -1, 1), dtheta/dP = v inside |v P| <= 1 and 0 outside; v follows
 // the schedule, so theta approaches sign(P) as training goes on.
-template <v_schedule Schedule = log_schedule>
+template <v_schedule Schedule = log_schedule, activation_gradient ActGrad = activation_gradient::straight_through>
 struct progressive {
   using schedule = Schedule;
+  static constexpr activation_gradient act_grad = ActGrad;
   static constexpr bool binarizes = true;
   static constexpr const char* name = "progressive";
 
@@ -185,6 +195,7 @@ struct progressive {
   template <class F>
   static void activate_grad(const batch_tensor<F>& x, const batch_tensor<F>& dy, batch_tensor<F>& dx, context& ctx) {
     using S = storage_t<F>;  // the gradient of clamp(v x): v inside |v x| <= 1, 0 outside
+    if constexpr (ActGrad == activation_gradient::straight_through) return detail::straight_through(x, dy, dx);
     dx.resize(dy.rows(), dy.cols());
     const std::size_t n = dy.size();
     const float lim = std::ldexp(1.0f / ctx.v, -x.exp);  // |v x| <= 1 in x's units

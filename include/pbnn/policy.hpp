@@ -29,7 +29,7 @@ using with_scheme = policy<typename Policy::format, std::conditional_t<std::is_s
 
 template <class T>
 inline constexpr bool is_progressive_v = false;
-template <class S>
-inline constexpr bool is_progressive_v<progressive<S>> = true;
+template <class S, activation_gradient G>
+inline constexpr bool is_progressive_v<progressive<S, G>> = true;
 
 }  // namespace pbnn

@@ -53,19 +53,24 @@ class rng {
 // Counter-based random stream: value i depends only on (key, i). A 32-bit integer hash (Wellons'
 // lowbias32) rather than a 64-bit one, because it vectorizes and stochastic rounding needs one
 // value per tensor element on the hot path.
+constexpr std::uint32_t hash32(std::uint32_t key, std::uint32_t i) noexcept {
+  std::uint32_t h = (i * 0x9e3779b9u) ^ key;
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  return h;
+}
+// Uniform in [0, 1) with 24 bits.
+constexpr float hash_uniform(std::uint32_t key, std::uint32_t i) noexcept {
+  return static_cast<float>(hash32(key, i) >> 8) * 0x1p-24f;
+}
+
 struct stream {
   std::uint32_t key = 0;
-  std::uint32_t bits(std::uint32_t i) const noexcept {
-    std::uint32_t h = (i * 0x9e3779b9u) ^ key;
-    h ^= h >> 16;
-    h *= 0x7feb352du;
-    h ^= h >> 15;
-    h *= 0x846ca68bu;
-    h ^= h >> 16;
-    return h;
-  }
-  // Uniform in [0, 1) with 24 bits.
-  float uniform(std::uint32_t i) const noexcept { return static_cast<float>(bits(i) >> 8) * 0x1p-24f; }
+  std::uint32_t bits(std::uint32_t i) const noexcept { return hash32(key, i); }
+  float uniform(std::uint32_t i) const noexcept { return hash_uniform(key, i); }
 };
 
 // A fresh stream from the sequential generator.

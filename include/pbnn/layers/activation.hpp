@@ -64,14 +64,14 @@ class hardtanh_layer {
     context unit = ctx;
     unit.v = 1.0f;
     unit.mode = mode::train;  // the clamp itself, never its sign
-    progressive<>::activate(x, y, unit);
+    progressive<log_schedule, activation_gradient::exact>::activate(x, y, unit);
   }
   void backward(const batch_tensor<format>& x, const batch_tensor<format>&, const batch_tensor<format>& dy,
                 batch_tensor<format>* dx, context& ctx) {
     if (!dx) return;
     context unit = ctx;
     unit.v = 1.0f;
-    progressive<>::activate_grad(x, dy, *dx, unit);
+    progressive<log_schedule, activation_gradient::exact>::activate_grad(x, dy, *dx, unit);
   }
   template <class Fn>
   void for_each_parameter(Fn&&) {}
