@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -20,23 +22,8 @@ using pbnn::data::read_idx;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it on scope exit.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    for (;;) {
-      path = fs::temp_directory_path() / ("pbnn_test_idx_" + std::to_string(rd()) + std::to_string(rd()));
-      if (fs::create_directory(path)) return;
-    }
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
+struct temp_dir : pbnn_test::temp_dir {
+  temp_dir() : pbnn_test::temp_dir("pbnn_test_idx_") {}
 };
 
 void put_be32(bytes& b, std::uint32_t v) {

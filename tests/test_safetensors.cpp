@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "temp_dir.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -21,28 +23,8 @@ using namespace pbnn::io;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it on scope exit.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::random_device rd;
-    for (;;) {
-      path = fs::temp_directory_path() / ("pbnn_test_safetensors_" + std::to_string(rd()) + std::to_string(rd()));
-      if (fs::create_directory(path)) return;
-    }
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    return names;
-  }
+struct temp_dir : pbnn_test::temp_dir {
+  temp_dir() : pbnn_test::temp_dir("pbnn_test_safetensors_") {}
 };
 
 std::string slurp(const fs::path& p) {

@@ -12,14 +12,24 @@
 
 namespace pbnn {
 
+// The members of the layer interface that a layer without parameters or state has nothing to do in.
+struct stateless_layer {
+  void init(rng&) {}
+  template <class Fn>
+  void for_each_parameter(Fn&&) {}
+  template <class Fn>
+  void for_each_state(Fn&&) {}
+  void save(io::safetensors&, const std::string&) const {}
+  void load(const io::safetensors&, const std::string&) {}
+};
+
 template <class Policy, class In>
-class relu_layer {
+class relu_layer : public stateless_layer {
  public:
   using format = typename Policy::format;
   using in_shape = In;
   using out_shape = In;
   static std::string describe() { return "relu"; }
-  void init(rng&) {}
   void forward(const batch_tensor<format>& x, batch_tensor<format>& y, context&) {
     y.resize(x.rows(), x.cols());
     using V = storage_t<format>;
@@ -43,23 +53,16 @@ class relu_layer {
     for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > V{0} ? g[i] : V{0};
     dx->exp = dy.exp;
   }
-  template <class Fn>
-  void for_each_parameter(Fn&&) {}
-  template <class Fn>
-  void for_each_state(Fn&&) {}
-  void save(io::safetensors&, const std::string&) const {}
-  void load(const io::safetensors&, const std::string&) {}
 };
 
 // hardtanh(x) = clamp(x, -1, 1): the progressive function at v = 1.
 template <class Policy, class In>
-class hardtanh_layer {
+class hardtanh_layer : public stateless_layer {
  public:
   using format = typename Policy::format;
   using in_shape = In;
   using out_shape = In;
   static std::string describe() { return "hardtanh"; }
-  void init(rng&) {}
   void forward(const batch_tensor<format>& x, batch_tensor<format>& y, context& ctx) {
     context unit = ctx;
     unit.v = 1.0f;
@@ -73,19 +76,13 @@ class hardtanh_layer {
     unit.v = 1.0f;
     progressive<log_schedule, activation_gradient::exact>::activate_grad(x, dy, *dx, unit);
   }
-  template <class Fn>
-  void for_each_parameter(Fn&&) {}
-  template <class Fn>
-  void for_each_state(Fn&&) {}
-  void save(io::safetensors&, const std::string&) const {}
-  void load(const io::safetensors&, const std::string&) {}
 };
 
 // The policy's scheme applied to activations. After a batch_norm, the network computes the
 // evaluation output (and, for progressive schemes once v reaches the threshold, the training output)
 // as sign(BN(x)) by comparison against thresholds; see sequential.hpp.
 template <class Policy, class In>
-class binary_act_layer {
+class binary_act_layer : public stateless_layer {
  public:
   using format = typename Policy::format;
   using scheme = typename Policy::scheme;
@@ -94,18 +91,11 @@ class binary_act_layer {
   using in_shape = In;
   using out_shape = In;
   static std::string describe() { return fmt::format("binary_act({})", scheme::name); }
-  void init(rng&) {}
   void forward(const batch_tensor<format>& x, batch_tensor<format>& y, context& ctx) { scheme::activate(x, y, ctx); }
   void backward(const batch_tensor<format>& x, const batch_tensor<format>&, const batch_tensor<format>& dy,
                 batch_tensor<format>* dx, context& ctx) {
     if (dx) scheme::activate_grad(x, dy, *dx, ctx);
   }
-  template <class Fn>
-  void for_each_parameter(Fn&&) {}
-  template <class Fn>
-  void for_each_state(Fn&&) {}
-  void save(io::safetensors&, const std::string&) const {}
-  void load(const io::safetensors&, const std::string&) {}
 };
 
 struct relu {
