@@ -69,8 +69,8 @@ int train(const options& o, Optimizer optimizer, const pbnn::dataset& train_set,
 template <class Policy, class Activation>
 int with_optimizer(const options& o, const pbnn::dataset& tr, const pbnn::dataset& te) {
   using Net = mlp<Policy, Activation>;
-  if (o.optimizer == "sgd") return train<Net>(o, pbnn::sgd{o.train.lr, 0.9f}, tr, te);
-  return train<Net>(o, pbnn::adam{o.train.lr}, tr, te);
+  if (o.optimizer == "sgd") return train<Net>(o, pbnn::sgd{}, tr, te);  // the trainer sets the learning rate
+  return train<Net>(o, pbnn::adam{}, tr, te);
 }
 
 template <class Format>
@@ -111,6 +111,10 @@ int main(int argc, char** argv) {
   app.add_option("--batch", o.train.batch, "minibatch size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--lr", o.train.lr, "initial learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--lr-step", o.train.lr_step, "divide the learning rate by 10 every this many epochs")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--bin-lr-scale", o.train.binarized_lr_scale,
+                 "learning-rate multiplier for the parameters of binarized layers")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--optimizer", o.optimizer, "adam or sgd (momentum 0.9)")

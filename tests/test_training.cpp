@@ -135,3 +135,24 @@ TEMPLATE_TEST_CASE("the exported binary network reloads and classifies exactly a
   CHECK_THROWS_WITH(load_binary_network(*reloaded, file), Catch::Contains(file.string()));
   std::filesystem::remove(file);
 }
+
+TEST_CASE("the learning rate of binarized parameters can be scaled on its own", "[training]") {
+  using Net = small_net<fp32, sign, relu>;
+  auto a = std::make_unique<Net>(), b = std::make_unique<Net>();
+  const dataset tr = synthetic(200, 11);
+  train_options o;
+  o.epochs = 1;
+  o.batch = 200;  // one step: Adam's first update moves every element by lr (times the scale)
+  trainer<Net> ta(*a, o);
+  o.binarized_lr_scale = 3.0f;
+  trainer<Net> tb(*b, o);
+  const auto before = parameter_values(*a);
+  ta.run_epoch(tr, nullptr, 0);
+  tb.run_epoch(tr, nullptr, 0);
+  const auto pa = parameter_values(*a), pb = parameter_values(*b);
+  const double step_a = std::fabs(pa[0][0] - before[0][0]), step_b = std::fabs(pb[0][0] - before[0][0]);
+  CHECK(step_a == Approx(1e-3).epsilon(0.01));
+  CHECK(step_b == Approx(3e-3).epsilon(0.01));
+  const auto last = pa.size() - 2;  // the real output layer's weight: not scaled
+  CHECK(std::fabs(pb[last][0] - before[last][0]) == Approx(1e-3).epsilon(0.01));
+}

@@ -69,6 +69,7 @@ void apply_update(parameter<F>& p, Next next, saturation_counter& sat, stream rn
 
 struct adam {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float binarized_lr_scale = 1.0f;  // learning-rate multiplier for the P of binarized layers
 
   struct state {
     aligned_vector<float> m, v;
@@ -82,7 +83,8 @@ struct adam {
     }
     const float c1 = 1.0f - std::pow(beta1, static_cast<float>(step));
     const float c2 = 1.0f - std::pow(beta2, static_cast<float>(step));
-    const float step_size = lr / c1, rc2 = 1.0f / std::sqrt(c2);
+    const float rate = p.role == param_role::binarized ? lr * binarized_lr_scale : lr;
+    const float step_size = rate / c1, rc2 = 1.0f / std::sqrt(c2);
     const float b1 = beta1, b2 = beta2, e = eps;
     float* __restrict m = s.m.data();
     float* __restrict v = s.v.data();
@@ -120,6 +122,7 @@ struct adam {
 
 struct sgd {
   float lr = 0.01f, momentum = 0.9f;
+  float binarized_lr_scale = 1.0f;  // learning-rate multiplier for the P of binarized layers
 
   struct state {
     aligned_vector<float> velocity;
@@ -130,7 +133,8 @@ struct sgd {
     if (s.velocity.size() != n) s.velocity.assign(n, 0.0f);
     float* vel = s.velocity.data();
     const auto* grad = p.grad.data();
-    const float gs = p.grad_scale, mom = momentum, rate = lr;
+    const float gs = p.grad_scale, mom = momentum;
+    const float rate = p.role == param_role::binarized ? lr * binarized_lr_scale : lr;
     auto next = [=](std::size_t i, float x) {
       vel[i] = mom * vel[i] + static_cast<float>(grad[i]) * gs;
       return x - rate * vel[i];

@@ -23,6 +23,9 @@ struct train_options {
   float lr = 1e-3f;
   int lr_step = 20;          // the learning rate is multiplied by lr_decay every lr_step epochs
   float lr_decay = 0.1f;
+  // Multiplies the learning rate of binarized layers' P (BinaryConnect scales it up, since P spans
+  // [-1, 1] while real weights are of order 1/sqrt(fan_in)).
+  float binarized_lr_scale = 1.0f;
   float threshold_v = 500;   // progressive schemes: batch norm as a threshold from this v on
   std::uint64_t seed = 1;
   std::function<float(int epoch, int epochs)> v_schedule;  // empty: the scheme's own schedule
@@ -104,6 +107,7 @@ class trainer {
   // partial batch of an epoch is dropped).
   pass_result train_batches(const dataset& train, std::size_t batches, int epoch, const progress_fn& progress = {}) {
     states_.options().lr = lr_at(epoch);
+    states_.options().binarized_lr_scale = opt_.binarized_lr_scale;
     context ctx;
     ctx.v = v_at(epoch);
     ctx.bn_threshold = is_progressive_v<scheme> && ctx.v >= opt_.threshold_v;
