@@ -20,7 +20,7 @@ struct options {
   pbnn::train_options train;
   std::string act_grad = "ste";
   std::size_t train_limit = 0;
-  bool quiet = false;
+  bool quiet = false, standardize = false;
 };
 
 // The hidden layers are binarized per the policy; the output layer stays real (BinaryConnect style).
@@ -134,13 +134,19 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--csv", o.csv, "per-epoch log")->capture_default_str();
   app.add_option("--out", o.out, "exported binary network (safetensors)")->capture_default_str();
+  app.add_flag("--standardize", o.standardize, "subtract the training set's mean, divide by its standard deviation");
   app.add_flag("--quiet", o.quiet, "no progress bar");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const auto train_set = limit(pbnn::to_dataset(pbnn::data::load_mnist_dir(o.data_dir, pbnn::data::split::train)),
+    auto train_set = limit(pbnn::to_dataset(pbnn::data::load_mnist_dir(o.data_dir, pbnn::data::split::train)),
                                  o.train_limit);
-    const auto test_set = pbnn::to_dataset(pbnn::data::load_mnist_dir(o.data_dir, pbnn::data::split::test));
+    auto test_set = pbnn::to_dataset(pbnn::data::load_mnist_dir(o.data_dir, pbnn::data::split::test));
+    if (o.standardize) {
+      const auto m = pbnn::global_moments(train_set);
+      pbnn::standardize(train_set, m);
+      pbnn::standardize(test_set, m);
+    }
     if (o.format == "fp32") return with_scheme<pbnn::fp32>(o, train_set, test_set);
     if (o.format == "fixed16") return with_scheme<pbnn::fixed<16>>(o, train_set, test_set);
     return with_scheme<pbnn::fixed<8>>(o, train_set, test_set);

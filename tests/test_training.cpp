@@ -156,3 +156,15 @@ TEST_CASE("the learning rate of binarized parameters can be scaled on its own", 
   const auto last = pa.size() - 2;  // the real output layer's weight: not scaled
   CHECK(std::fabs(pb[last][0] - before[last][0]) == Approx(1e-3).epsilon(0.01));
 }
+
+TEST_CASE("standardization uses the training set's moments", "[dataset]") {
+  dataset tr = synthetic(300, 1), te = synthetic(100, 2);
+  const moments m = global_moments(tr);
+  CHECK(m.mean == Approx(0.5).margin(0.02));
+  standardize(tr, m);
+  standardize(te, m);
+  const moments after = global_moments(tr);
+  CHECK(after.mean == Approx(0.0).margin(1e-4));
+  CHECK(after.stddev == Approx(1.0).epsilon(1e-4));
+  CHECK(global_moments(te).stddev == Approx(1.0).epsilon(0.1));  // the same transform, other data
+}

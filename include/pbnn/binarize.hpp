@@ -36,7 +36,7 @@ void real_weights(const parameter<F>& p, storage_t<F>* theta, int& theta_exp) {
     if (shift == 0) {
       std::copy(w, w + n, theta);
     } else {
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n > 65536)
       for (std::size_t i = 0; i < n; ++i) theta[i] = static_cast<storage_t<F>>(shift_nearest_even(w[i], shift));
     }
     theta_exp = p.exp + shift;
@@ -48,7 +48,7 @@ void sign_weights(const parameter<F>& p, storage_t<F>* theta, int& theta_exp) {
   // Raw pointers in locals: int8 stores may alias anything, so p's members would be reloaded each time.
   const std::size_t n = p.size();
   const auto* w = p.value.data();
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n > 65536)
   for (std::size_t i = 0; i < n; ++i) theta[i] = sign_of(w[i]);
   theta_exp = 0;
 }
@@ -83,7 +83,7 @@ void straight_through(const batch_tensor<F>& x, const batch_tensor<F>& dy, batch
 template <class S>
 void stochastic_signs(const S* in, int in_exp, std::size_t n, S* out, stream rnd) {
   const float scale = std::ldexp(1.0f, in_exp);
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n > 65536)
   for (std::size_t i = 0; i < n; ++i) {
     const float p = std::clamp((static_cast<float>(in[i]) * scale + 1.0f) * 0.5f, 0.0f, 1.0f);
     out[i] = rnd.uniform(static_cast<std::uint32_t>(i)) < p ? S{1} : S{-1};
@@ -182,7 +182,7 @@ struct progressive {
     const float limit = std::ldexp(1.0f / ctx.v, -p.exp);  // |P| <= 1/v in storage units
     auto* g = p.grad.data();
     const auto* w = p.value.data();
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n > 65536)
     for (std::size_t i = 0; i < n; ++i) g[i] = std::fabs(static_cast<float>(w[i])) > limit ? 0 : g[i];
     p.grad_scale *= ctx.v;
   }
@@ -228,12 +228,13 @@ struct progressive {
   template <class S>
   static void clamp_scale(const S* in, int in_exp, std::size_t n, float v, S* out, int& out_exp) {
     if constexpr (std::is_floating_point_v<S>) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
       for (std::size_t i = 0; i < n; ++i) out[i] = std::clamp(v * in[i], -1.0f, 1.0f);
       out_exp = 0;
     } else {
       constexpr int uf = format_traits<fixed<8 * sizeof(S)>>::unit_frac;
       const float m = std::ldexp(v, in_exp + uf), one = static_cast<float>(1 << uf);
-#pragma omp simd
+#pragma omp parallel for simd schedule(static) if (n > 65536)
       for (std::size_t i = 0; i < n; ++i)
         out[i] = static_cast<S>(std::clamp(std::nearbyint(static_cast<float>(in[i]) * m), -one, one));
       out_exp = -uf;

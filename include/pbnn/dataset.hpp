@@ -1,6 +1,7 @@
 #pragma once
 // An in-memory labelled data set of real-valued samples, and batches drawn from it in the format.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -27,6 +28,26 @@ inline dataset to_dataset(const data::labelled_images& d, std::size_t classes = 
   std::transform(d.pixels.begin(), d.pixels.end(), out.x.begin(), [](std::uint8_t p) { return p / 255.0f; });
   out.label = d.labels;
   return out;
+}
+
+// Mean and standard deviation over every value of the set (computed on the training set, applied
+// to both sets with standardize()).
+struct moments {
+  float mean = 0, stddev = 1;
+};
+inline moments global_moments(const dataset& d) {
+  double s1 = 0, s2 = 0;
+  for (const float v : d.x) {
+    s1 += v;
+    s2 += static_cast<double>(v) * v;
+  }
+  const double n = static_cast<double>(d.x.size()), mean = n ? s1 / n : 0.0;
+  const double var = n ? std::max(0.0, s2 / n - mean * mean) : 1.0;
+  return {static_cast<float>(mean), static_cast<float>(var > 0 ? std::sqrt(var) : 1.0)};
+}
+// x = (x - mean) / stddev for every value.
+inline void standardize(dataset& d, moments m) {
+  for (float& v : d.x) v = (v - m.mean) / m.stddev;
 }
 
 // Gathers samples idx[0..n) into a batch in the format (fixed: nearest-even rounding with a
