@@ -38,8 +38,10 @@ int train(const options& o, Optimizer optimizer, const pbnn::dataset& train_set,
   if (!csv) throw std::runtime_error(fmt::format("{}: cannot open for writing", o.csv));
   csv << "epoch,v,lr,loss,train_accuracy,test_accuracy,train_seconds,eval_seconds,saturated_fraction,"
          "saturation_events\n";
-  fmt::print("network: {}\nformat {}, scheme {}, {} training / {} test images, batch {}, {} epochs\n",
-             Net::describe(), o.format, o.scheme, train_set.count, test_set.count, o.train.batch, o.train.epochs);
+  fmt::print("network: {}\nformat {}, scheme {}, {} training / {} test images, batch {}, {} epochs, lr {} "
+             "(x{} for binarized layers, /10 every {} epochs), seed {}\n",
+             Net::describe(), o.format, o.scheme, train_set.count, test_set.count, o.train.batch, o.train.epochs,
+             o.train.lr, o.train.binarized_lr_scale, o.train.lr_step, o.train.seed);
   double train_time = 0;
   pbnn::epoch_stats st;
   for (int e = 0; e < o.train.epochs; ++e) {
@@ -113,10 +115,11 @@ int main(int argc, char** argv) {
   app.add_option("--lr-step", o.train.lr_step, "divide the learning rate by 10 every this many epochs")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--bin-lr-scale", o.train.binarized_lr_scale,
-                 "learning-rate multiplier for the parameters of binarized layers")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  float bin_lr_scale = 0;
+  app.add_option("--bin-lr-scale", bin_lr_scale,
+                 "learning-rate multiplier for the parameters of binarized layers (default: 3 for prog, 30 for "
+                 "stoch, 1 otherwise; the best of those tried on Fashion-MNIST, bench/RESULTS.md)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--optimizer", o.optimizer, "adam or sgd (momentum 0.9)")
       ->check(CLI::IsMember({"adam", "sgd"}))
       ->capture_default_str();
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
   app.add_flag("--standardize", o.standardize, "subtract the training set's mean, divide by its standard deviation");
   app.add_flag("--quiet", o.quiet, "no progress bar");
   CLI11_PARSE(app, argc, argv);
+  o.train.binarized_lr_scale = bin_lr_scale > 0 ? bin_lr_scale : o.scheme == "prog" ? 3.0f : o.scheme == "stoch" ? 30.0f : 1.0f;
 
   try {
     auto train_set = limit(pbnn::to_dataset(pbnn::data::load_mnist_dir(o.data_dir, pbnn::data::split::train)),

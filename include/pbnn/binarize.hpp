@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "pbnn/context.hpp"
+#include "pbnn/detail/parallel.hpp"
 #include "pbnn/format.hpp"
 #include "pbnn/parameter.hpp"
 #include "pbnn/quantize.hpp"
@@ -36,8 +37,12 @@ void real_weights(const parameter<F>& p, storage_t<F>* theta, int& theta_exp) {
     if (shift == 0) {
       std::copy(w, w + n, theta);
     } else {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-      for (std::size_t i = 0; i < n; ++i) theta[i] = static_cast<storage_t<F>>(shift_nearest_even(w[i], shift));
+      parallel_chunks(n, [w, theta, shift](std::size_t begin, std::size_t end) {
+        const auto* src = w;  // locals: see detail/parallel.hpp
+        auto* dst = theta;
+        const int sh = shift;
+        for (std::size_t i = begin; i < end; ++i) dst[i] = static_cast<storage_t<F>>(shift_nearest_even(src[i], sh));
+      });
     }
     theta_exp = p.exp + shift;
   }
@@ -48,8 +53,11 @@ void sign_weights(const parameter<F>& p, storage_t<F>* theta, int& theta_exp) {
   // Raw pointers in locals: int8 stores may alias anything, so p's members would be reloaded each time.
   const std::size_t n = p.size();
   const auto* w = p.value.data();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (std::size_t i = 0; i < n; ++i) theta[i] = sign_of(w[i]);
+  parallel_chunks(n, [w, theta](std::size_t begin, std::size_t end) {
+    const auto* src = w;  // locals: see detail/parallel.hpp
+    auto* dst = theta;
+    for (std::size_t i = begin; i < end; ++i) dst[i] = sign_of(src[i]);
+  });
   theta_exp = 0;
 }
 
@@ -83,11 +91,16 @@ void straight_through(const batch_tensor<F>& x, const batch_tensor<F>& dy, batch
 template <class S>
 void stochastic_signs(const S* in, int in_exp, std::size_t n, S* out, stream rnd) {
   const float scale = std::ldexp(1.0f, in_exp);
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (std::size_t i = 0; i < n; ++i) {
-    const float p = std::clamp((static_cast<float>(in[i]) * scale + 1.0f) * 0.5f, 0.0f, 1.0f);
-    out[i] = rnd.uniform(static_cast<std::uint32_t>(i)) < p ? S{1} : S{-1};
-  }
+  parallel_chunks(n, [in, out, scale, rnd](std::size_t begin, std::size_t end) {
+    const S* src = in;  // locals: see detail/parallel.hpp
+    S* dst = out;
+    const float sc = scale;
+    const std::uint32_t key = rnd.key;
+    for (std::size_t i = begin; i < end; ++i) {
+      const float p = std::clamp((static_cast<float>(src[i]) * sc + 1.0f) * 0.5f, 0.0f, 1.0f);
+      dst[i] = hash_uniform(key, static_cast<std::uint32_t>(i)) < p ? S{1} : S{-1};
+    }
+  });
 }
 
 }  // namespace detail
@@ -182,8 +195,12 @@ struct progressive {
     const float limit = std::ldexp(1.0f / ctx.v, -p.exp);  // |P| <= 1/v in storage units
     auto* g = p.grad.data();
     const auto* w = p.value.data();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (std::size_t i = 0; i < n; ++i) g[i] = std::fabs(static_cast<float>(w[i])) > limit ? 0 : g[i];
+    detail::parallel_chunks(n, [g, w, limit](std::size_t begin, std::size_t end) {
+      auto* grad = g;  // locals: see detail/parallel.hpp
+      const auto* val = w;
+      const float lim = limit;
+      for (std::size_t i = begin; i < end; ++i) grad[i] = std::fabs(static_cast<float>(val[i])) > lim ? 0 : grad[i];
+    });
     p.grad_scale *= ctx.v;
   }
   template <class F>
@@ -228,15 +245,20 @@ struct progressive {
   template <class S>
   static void clamp_scale(const S* in, int in_exp, std::size_t n, float v, S* out, int& out_exp) {
     if constexpr (std::is_floating_point_v<S>) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-      for (std::size_t i = 0; i < n; ++i) out[i] = std::clamp(v * in[i], -1.0f, 1.0f);
+      detail::parallel_chunks(n, [in, out, v](std::size_t begin, std::size_t end) {
+        for (std::size_t i = begin; i < end; ++i) out[i] = std::clamp(v * in[i], -1.0f, 1.0f);
+      });
       out_exp = 0;
     } else {
       constexpr int uf = format_traits<fixed<8 * sizeof(S)>>::unit_frac;
       const float m = std::ldexp(v, in_exp + uf), one = static_cast<float>(1 << uf);
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-      for (std::size_t i = 0; i < n; ++i)
-        out[i] = static_cast<S>(std::clamp(std::nearbyint(static_cast<float>(in[i]) * m), -one, one));
+      detail::parallel_chunks(n, [in, out, m, one](std::size_t begin, std::size_t end) {
+        const S* src = in;  // locals: see detail/parallel.hpp
+        S* dst = out;
+        const float mm = m, lim = one;
+        for (std::size_t i = begin; i < end; ++i)
+          dst[i] = static_cast<S>(detail::round_nearest_even(std::clamp(static_cast<float>(src[i]) * mm, -lim, lim)));
+      });
       out_exp = -uf;
     }
   }
