@@ -9,6 +9,8 @@
 
 #include <pbnn/pbnn.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace pbnn;
 
 namespace {
@@ -100,7 +102,8 @@ TEMPLATE_TEST_CASE("the exported binary network reloads and classifies exactly a
   using Net = small_net<TestType, progressive<>, binary_act>;
   auto net = std::make_unique<Net>();
   train_and_test(*net, 2);
-  const auto file = std::filesystem::temp_directory_path() / "pbnn_test_export.safetensors";
+  const pbnn_test::temp_dir dir("pbnn_test_export_");  // unique: ctest runs the formats in parallel
+  const auto file = dir / "net.safetensors";
   save_binary_network(*net, file);
 
   const io::safetensors st = io::read_safetensors(file);
@@ -133,7 +136,6 @@ TEMPLATE_TEST_CASE("the exported binary network reloads and classifies exactly a
   CHECK_THROWS_WITH(load_binary_network(*other, file), Catch::Contains(file.string()) && Catch::Contains("expected"));
   std::filesystem::resize_file(file, std::filesystem::file_size(file) - 100);
   CHECK_THROWS_WITH(load_binary_network(*reloaded, file), Catch::Contains(file.string()));
-  std::filesystem::remove(file);
 }
 
 TEST_CASE("the learning rate of binarized parameters can be scaled on its own", "[training]") {
