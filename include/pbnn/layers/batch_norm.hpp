@@ -92,7 +92,7 @@ class batch_norm_layer {
           out[i] = scale_[c] * static_cast<float>(in[i]) + shift_[c];
         }
     });
-    store(y_real_, y, format_traits_rounding_nearest(), ctx);
+    store(y_real_, y, rounding::nearest_even, ctx);
   }
 
   void backward(const batch_tensor<format>& x, const batch_tensor<format>&, const batch_tensor<format>& dy,
@@ -137,7 +137,7 @@ class batch_norm_layer {
     detail::store_float_grads(beta_, dbeta);
     if (dx) {
       dx->resize(b, C * S);
-      store(y_real_, *dx, format_traits_error_rounding(), ctx);
+      store(y_real_, *dx, error_rounding(), ctx);
     }
   }
 
@@ -223,8 +223,7 @@ class batch_norm_layer {
   parameter<format>& beta() noexcept { return beta_; }
 
  private:
-  static constexpr rounding format_traits_rounding_nearest() { return rounding::nearest_even; }
-  static constexpr rounding format_traits_error_rounding() {
+  static constexpr rounding error_rounding() {
     if constexpr (is_fixed_v<format>) return format_traits<format>::error_rounding;
     else return rounding::nearest_even;
   }
