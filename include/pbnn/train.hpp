@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,7 @@ class trainer {
   using scheme = typename Net::scheme;
   using progress_fn = std::function<void(std::size_t done, std::size_t total, double mean_loss)>;
 
+  // Initializes the network's parameters from opt.seed: a run is reproducible from its seed.
   trainer(Net& net, train_options opt, Optimizer optimizer = {})
       : net_(net), opt_(std::move(opt)), states_(optimizer), gen_(opt_.seed) {
     if (!opt_.v_schedule) {
@@ -75,6 +77,7 @@ class trainer {
       else opt_.v_schedule = [](int, int) { return 1.0f; };
     }
     if (opt_.batch == 0) throw std::invalid_argument("pbnn::trainer: batch size must be positive");
+    if (opt_.lr_step <= 0) throw std::invalid_argument("pbnn::trainer: lr_step must be positive");
     if (opt_.epochs <= 0) throw std::invalid_argument("pbnn::trainer: epochs must be positive");
     net_.init(gen_);
   }
