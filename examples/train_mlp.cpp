@@ -130,6 +130,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--threshold-v", o.train.threshold_v, "prog: batch norm as a threshold from this v on")
       ->capture_default_str();
+  app.add_option("--bn-calibration", o.train.calibration_images,
+                 "after each epoch, re-measure batch-norm statistics through the binary network on this many "
+                 "training images (0: keep those gathered in training)")
+      ->capture_default_str();
   app.add_option("--seed", o.train.seed, "random seed (initialization, shuffling, stochastic rounding)")
       ->capture_default_str();
   app.add_option("--data", o.data_dir, "directory with the IDX files (train-*/t10k-*, raw or .gz)")

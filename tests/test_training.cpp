@@ -170,3 +170,56 @@ TEST_CASE("standardization uses the training set's moments", "[dataset]") {
   CHECK(after.stddev == Approx(1.0).epsilon(1e-4));
   CHECK(global_moments(te).stddev == Approx(1.0).epsilon(0.1));  // the same transform, other data
 }
+
+// Calibration forwards the binary network batch by batch, every batch norm normalizing with the
+// batch's own statistics; each one's running statistics become the mean over batches of its input's
+// batch mean and unbiased variance.
+TEST_CASE("batch-norm calibration averages the binary network's batch statistics", "[training][calibration]") {
+  using Net = small_net<fp32, stochastic, binary_act>;
+  auto net = std::make_unique<Net>();
+  rng g(3);
+  net->init(g);
+  const dataset d = synthetic(200, 13);
+  calibrate_batch_norm(*net, d, 200, 100);
+  const auto mean1 = net->layer<1>().running_mean(), var1 = net->layer<1>().running_var();
+  const auto mean4 = net->layer<4>().running_mean(), var4 = net->layer<4>().running_var();
+
+  // The inputs both batch norms saw: calibration passes never read the running statistics.
+  context ctx;
+  ctx.mode = mode::calibrate;
+  batch_tensor<fp32> x;
+  std::vector<std::uint8_t> labels;
+  std::vector<float> scratch;
+  std::vector<std::size_t> idx(d.count);
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  std::vector<batch_tensor<fp32>> in1, in4;
+  for (std::size_t b0 : {std::size_t{0}, std::size_t{100}}) {
+    gather_batch(d, idx.data() + b0, 100, x, labels, scratch);
+    net->forward(x, ctx);
+    in1.push_back(net->output(0));
+    in4.push_back(net->output(3));
+  }
+
+  const auto check = [](const std::vector<float>& mean, const std::vector<float>& var,
+                        const std::vector<batch_tensor<fp32>>& in) {
+    const std::size_t C = in[0].cols();
+    REQUIRE(mean.size() == C);
+    for (std::size_t c = 0; c < C; ++c) {
+      double mean_sum = 0, var_sum = 0;
+      for (const auto& t : in) {
+        double s = 0, s2 = 0;
+        for (std::size_t r = 0; r < 100; ++r) s += t.value(r * C + c);
+        const double m = s / 100;
+        for (std::size_t r = 0; r < 100; ++r) s2 += (t.value(r * C + c) - m) * (t.value(r * C + c) - m);
+        mean_sum += m;
+        var_sum += s2 / 99;
+      }
+      INFO("channel " << c);
+      CHECK(mean[c] == Approx(mean_sum / 2).margin(1e-4));
+      CHECK(var[c] == Approx(var_sum / 2).epsilon(1e-4));
+    }
+  };
+  check(mean1, var1, in1);
+  check(mean4, var4, in4);
+  CHECK_FALSE(std::equal(in1[0].data.begin(), in1[0].data.end(), in1[1].data.begin()));  // two batches differ
+}

@@ -7,7 +7,10 @@
 
 namespace pbnn {
 
-enum class mode { train, eval };
+// train: the training network (theta, batch statistics). eval: the trained binary network (sign
+// weights and activations, batch norm from its running statistics). calibrate: the binary network
+// with batch norm measuring batch statistics and averaging them into its running ones.
+enum class mode { train, eval, calibrate };
 
 struct context {
   pbnn::mode mode = mode::train;

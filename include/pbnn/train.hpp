@@ -28,6 +28,10 @@ struct train_options {
   // [-1, 1] while real weights are of order 1/sqrt(fan_in)).
   float binarized_lr_scale = 1.0f;
   float threshold_v = 500;   // progressive schemes: batch norm as a threshold from this v on
+  // After each epoch, the running statistics of every batch norm are re-measured on this many
+  // training images through the binary network (see calibrate_batch_norm); 0 keeps the ones
+  // gathered during training.
+  std::size_t calibration_images = 10000;
   std::uint64_t seed = 1;
   std::function<float(int epoch, int epochs)> v_schedule;  // empty: the scheme's own schedule
 };
@@ -63,6 +67,30 @@ double evaluate(Net& net, const dataset& d, std::size_t batch = 1000) {
   return d.count ? static_cast<double>(correct) / static_cast<double>(d.count) : 0.0;
 }
 
+// Re-measures the running statistics of every batch norm through the binary network (sign weights
+// and activations) on the first `images` of `d`, each the average over batches of `batch`.
+// Training gathers them from theta, which differs from sign(theta) until every binarized parameter
+// saturates (stochastic weights never do), so the evaluation network would otherwise normalize with
+// statistics of another network.
+template <class Net>
+void calibrate_batch_norm(Net& net, const dataset& d, std::size_t images, std::size_t batch = 1000) {
+  net.for_each_layer([](auto& l, std::size_t) {
+    if constexpr (requires { l.begin_calibration(); }) l.begin_calibration();
+  });
+  context ctx;
+  ctx.mode = mode::calibrate;
+  batch_tensor<typename Net::format> x;
+  std::vector<std::uint8_t> labels;
+  std::vector<float> scratch;
+  images = std::min(images, d.count);
+  std::vector<std::size_t> idx(images);
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  for (std::size_t s = 0; s < images; s += batch) {
+    gather_batch(d, idx.data() + s, std::min(batch, images - s), x, labels, scratch);
+    net.forward(x, ctx);
+  }
+}
+
 template <class Net, class Optimizer = adam>
 class trainer {
  public:
@@ -82,7 +110,8 @@ class trainer {
     net_.init(gen_);
   }
 
-  // One epoch of training, then the evaluation of the binary network on both sets.
+  // One epoch of training, then the batch-norm calibration and the evaluation of the binary network
+  // on both sets (eval_seconds covers both).
   epoch_stats run_epoch(const dataset& train, const dataset* test, int epoch, const progress_fn& progress = {}) {
     epoch_stats st;
     st.epoch = epoch;
@@ -94,6 +123,7 @@ class trainer {
     st.loss = pass.samples ? pass.loss_sum / static_cast<double>(pass.samples) : 0.0;
     st.saturation_events = pass.saturation_events;
     st.saturated_fraction = saturated_fraction(st.v);
+    if (opt_.calibration_images) calibrate_batch_norm(net_, train, opt_.calibration_images);
     st.train_accuracy = evaluate(net_, train);
     if (test) st.test_accuracy = evaluate(net_, *test);
     st.train_seconds = std::chrono::duration<double>(t1 - t0).count();
@@ -136,7 +166,7 @@ class trainer {
 
   float v_at(int epoch) const { return opt_.v_schedule(epoch, opt_.epochs); }
   float lr_at(int epoch) const {
-    return opt_.lr * std::pow(opt_.lr_decay, static_cast<float>(epoch / std::max(1, opt_.lr_step)));
+    return opt_.lr * std::pow(opt_.lr_decay, static_cast<float>(epoch / opt_.lr_step));
   }
 
   // Fraction of binarized parameters whose theta already equals +-1.

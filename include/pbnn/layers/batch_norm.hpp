@@ -142,7 +142,7 @@ class batch_norm_layer {
   }
 
   // sign(BN(x)) by comparison against the thresholds, with the statistics of the last forward pass
-  // in training and the running ones in evaluation. Output +-1 (exponent 0).
+  // in training, the running ones in evaluation and this batch's in calibration. Output +-1 (exponent 0).
   void sign_by_threshold(const batch_tensor<format>& x, batch_tensor<format>& out, context& ctx) {
     if (!ctx.training()) statistics(x, ctx);
     const std::size_t b = x.rows();
@@ -219,6 +219,11 @@ class batch_norm_layer {
     running_var_ = in.get<float>(prefix + "running_var", dims);
   }
 
+  // Forward passes in mode::calibrate after this replace the running statistics by their average.
+  void begin_calibration() noexcept { calibration_batches_ = 0; }
+  const std::vector<float>& running_mean() const noexcept { return running_mean_; }
+  const std::vector<float>& running_var() const noexcept { return running_var_; }
+
   parameter<format>& gamma() noexcept { return gamma_; }
   parameter<format>& beta() noexcept { return beta_; }
 
@@ -228,9 +233,10 @@ class batch_norm_layer {
     else return rounding::nearest_even;
   }
 
-  // Batch statistics (training: also updates the running ones) or the running ones (evaluation).
+  // Batch statistics (training: also updates the running ones; calibration: averages them into the
+  // running ones) or the running ones (evaluation).
   void statistics(const batch_tensor<format>& x, const context& ctx) {
-    if (!ctx.training()) {
+    if (ctx.mode == mode::eval) {
       for (std::size_t c = 0; c < C; ++c) {
         mean_[c] = running_mean_[c];
         invstd_[c] = 1.0f / std::sqrt(running_var_[c] + eps);
@@ -254,10 +260,13 @@ class batch_norm_layer {
       mean_[c] = static_cast<float>(mean * xs);
       const double var_real = var * xs * xs;
       invstd_[c] = static_cast<float>(1.0 / std::sqrt(var_real + eps));
-      running_mean_[c] = (1 - momentum) * running_mean_[c] + momentum * mean_[c];
       const double unbiased = n > 1 ? var_real * n / (n - 1) : var_real;
-      running_var_[c] = static_cast<float>((1 - momentum) * running_var_[c] + momentum * unbiased);
+      // Calibration: the mean over the batches seen since begin_calibration().
+      const double m = ctx.mode == mode::calibrate ? 1.0 / static_cast<double>(calibration_batches_ + 1) : momentum;
+      running_mean_[c] = static_cast<float>((1 - m) * running_mean_[c] + m * mean_[c]);
+      running_var_[c] = static_cast<float>((1 - m) * running_var_[c] + m * unbiased);
     }
+    if (ctx.mode == mode::calibrate) ++calibration_batches_;
   }
 
   // fn(r, c0, c1) for every row r and block [c0, c1) of channels; blocks run on parallel threads and
@@ -286,6 +295,7 @@ class batch_norm_layer {
 
   parameter<format> gamma_, beta_;
   std::vector<float> running_mean_, running_var_;
+  std::size_t calibration_batches_ = 0;
   std::vector<float> mean_, invstd_;  // of the current step
   std::vector<float> y_real_;         // scratch
   std::vector<float> scale_ = std::vector<float>(C), shift_ = std::vector<float>(C);  // per-channel affine
