@@ -20,7 +20,9 @@
 
 #include "pbnn/layers/activation.hpp"
 #include "pbnn/layers/batch_norm.hpp"
+#include "pbnn/layers/conv2d.hpp"
 #include "pbnn/layers/dense.hpp"
+#include "pbnn/layers/max_pool.hpp"
 
 namespace pbnn {
 

@@ -1,6 +1,6 @@
 #pragma once
-// Batch normalization over features (flat inputs) or channels (C x H x W inputs, statistics over the
-// batch and the H x W positions): y = gamma (x - mu) / sigma + beta, sigma = sqrt(var + eps).
+// Batch normalization over features (flat inputs) or channels (C x H x W inputs, stored channels-last
+// as conv2d writes them; statistics over the batch and the H x W positions): y = gamma (x - mu) / sigma + beta, sigma = sqrt(var + eps).
 // Statistics and the normalization are computed in fp32 from the (possibly integer) input; the
 // output is stored in the format. Running statistics for evaluation are fp32 state.
 //
@@ -86,9 +86,9 @@ class batch_norm_layer {
     const auto* in = x.data.data();
     float* out = y_real_.data();
     for_channel_blocks(b, [&](std::size_t r, std::size_t c0, std::size_t c1) {
-      for (std::size_t c = c0; c < c1; ++c)
-        for (std::size_t s = 0; s < S; ++s) {
-          const std::size_t i = (r * C + c) * S + s;
+      for (std::size_t s = 0; s < S; ++s)
+        for (std::size_t c = c0; c < c1; ++c) {
+          const std::size_t i = (r * S + s) * C + c;
           out[i] = scale_[c] * static_cast<float>(in[i]) + shift_[c];
         }
     });
@@ -108,9 +108,9 @@ class batch_norm_layer {
       shift_[c] = -mean_[c] * invstd_[c];
     }
     for_channel_blocks(b, [&](std::size_t r, std::size_t c0, std::size_t c1) {
-      for (std::size_t c = c0; c < c1; ++c)
-        for (std::size_t s = 0; s < S; ++s) {
-          const std::size_t i = (r * C + c) * S + s;
+      for (std::size_t s = 0; s < S; ++s)
+        for (std::size_t c = c0; c < c1; ++c) {
+          const std::size_t i = (r * S + s) * C + c;
           const float xhat = static_cast<float>(in[i]) * scale_[c] + shift_[c];
           const float g = static_cast<float>(gin[i]) * gs;
           dgamma[c] += g * xhat;
@@ -125,7 +125,7 @@ class batch_norm_layer {
         for (std::size_t c = c0; c < c1; ++c) {
           const float k = gamma_.real(c) * invstd_[c];
           for (std::size_t s = 0; s < S; ++s) {
-            const std::size_t i = (r * C + c) * S + s;
+            const std::size_t i = (r * S + s) * C + c;
             const float xhat = static_cast<float>(in[i]) * scale_[c] + shift_[c];
             const float g = static_cast<float>(gin[i]) * gs;
             out[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * inv_n);
@@ -161,9 +161,9 @@ class batch_norm_layer {
     const auto* in = x.data.data();
     V* o = out.data.data();
     for_channel_blocks(b, [&](std::size_t r, std::size_t c0, std::size_t c1) {
-      for (std::size_t c = c0; c < c1; ++c)
-        for (std::size_t s = 0; s < S; ++s) {
-          const std::size_t i = (r * C + c) * S + s;
+      for (std::size_t s = 0; s < S; ++s)
+        for (std::size_t c = c0; c < c1; ++c) {
+          const std::size_t i = (r * S + s) * C + c;
           o[i] = scale_[c] * static_cast<float>(in[i]) > shift_[c] ? V{1} : V{-1};
         }
     });
@@ -248,9 +248,9 @@ class batch_norm_layer {
     std::vector<double> s1(C, 0.0), s2(C, 0.0);
     const auto* in = x.data.data();
     for_channel_blocks(b, [&](std::size_t r, std::size_t c0, std::size_t c1) {
-      for (std::size_t c = c0; c < c1; ++c)
-        for (std::size_t s = 0; s < S; ++s) {
-          const double v = static_cast<double>(in[(r * C + c) * S + s]);
+      for (std::size_t s = 0; s < S; ++s)
+        for (std::size_t c = c0; c < c1; ++c) {
+          const double v = static_cast<double>(in[(r * S + s) * C + c]);
           s1[c] += v;
           s2[c] += v * v;
         }
