@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -73,12 +74,26 @@ void apply_update(parameter<F>& p, Next next, saturation_counter& sat, stream rn
   sat.events += events;
 }
 
+// An optimizer provides name (recorded in checkpoints), a per-parameter state whose buffers
+// for_each_buffer lists (fn(name, aligned_vector<float>&), saved and restored by checkpoints; empty
+// until the first update) and update().
 struct adam {
+  static constexpr const char* name = "adam";
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   float binarized_lr_scale = 1.0f;  // learning-rate multiplier for the P of binarized layers
 
   struct state {
     aligned_vector<float> m, v;
+    template <class Fn>
+    void for_each_buffer(Fn&& fn) {
+      fn("m", m);
+      fn("v", v);
+    }
+    template <class Fn>
+    void for_each_buffer(Fn&& fn) const {
+      fn("m", m);
+      fn("v", v);
+    }
   };
   template <class F>
   void update(parameter<F>& p, state& s, long step, saturation_counter& sat, stream rnd) const {
@@ -128,11 +143,20 @@ struct adam {
 };
 
 struct sgd {
+  static constexpr const char* name = "sgd";
   float lr = 0.01f, momentum = 0.9f;
   float binarized_lr_scale = 1.0f;  // learning-rate multiplier for the P of binarized layers
 
   struct state {
     aligned_vector<float> velocity;
+    template <class Fn>
+    void for_each_buffer(Fn&& fn) {
+      fn("velocity", velocity);
+    }
+    template <class Fn>
+    void for_each_buffer(Fn&& fn) const {
+      fn("velocity", velocity);
+    }
   };
   template <class F>
   void update(parameter<F>& p, state& s, long, saturation_counter& sat, stream rnd) const {
@@ -154,8 +178,19 @@ struct sgd {
 template <class Optimizer>
 class optimizer_states {
  public:
+  using state = typename Optimizer::state;
+
   explicit optimizer_states(Optimizer opt = {}) : opt_(opt) {}
   Optimizer& options() noexcept { return opt_; }
+
+  // For checkpoints: the steps taken (Adam's bias correction depends on it) and the per-parameter
+  // states (none before the first step).
+  long steps() const noexcept { return step_; }
+  const std::vector<state>& states() const noexcept { return states_; }
+  void restore(long steps, std::vector<state> states) noexcept {
+    step_ = steps;
+    states_ = std::move(states);
+  }
 
   template <class Net>
   void step(Net& net, context& ctx) {
@@ -169,7 +204,7 @@ class optimizer_states {
 
  private:
   Optimizer opt_;
-  std::vector<typename Optimizer::state> states_;
+  std::vector<state> states_;
   long step_ = 0;
 };
 

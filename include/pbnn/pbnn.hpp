@@ -1,6 +1,8 @@
 #pragma once
 // The umbrella header: everything a training program needs.
+#include "pbnn/augment.hpp"
 #include "pbnn/binarize.hpp"
+#include "pbnn/checkpoint.hpp"
 #include "pbnn/dataset.hpp"
 #include "pbnn/export.hpp"
 #include "pbnn/format.hpp"

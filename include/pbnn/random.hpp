@@ -3,8 +3,11 @@
 // - rng: a sequential generator (xoshiro256**) for shuffling and initialisation;
 // - stream: counter-based (a hash of key and index), so element i of a tensor gets the same random
 //   value however the loop is split across threads. Runs are reproducible from one seed.
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 
 namespace pbnn {
 
@@ -36,6 +39,15 @@ class rng {
     s_[3] = rotl(s_[3], 45);
     return result;
   }
+  // The full generator state, to save a run and continue it later exactly where it stopped.
+  using state_type = std::array<std::uint64_t, 4>;
+  state_type state() const noexcept { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void set_state(const state_type& s) {
+    // xoshiro's one invalid state: it would return 0 forever.
+    if (s == state_type{}) throw std::invalid_argument("pbnn::rng::set_state: the all-zero state is invalid");
+    for (std::size_t i = 0; i < 4; ++i) s_[i] = s[i];
+  }
+
   // Uniform in [0, 1) with 24 random bits.
   float uniform() noexcept { return static_cast<float>((*this)() >> 40) * 0x1p-24f; }
   float uniform(float lo, float hi) noexcept { return lo + (hi - lo) * uniform(); }

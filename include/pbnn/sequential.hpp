@@ -10,6 +10,7 @@
 //
 // A batch_norm followed by binary_act is evaluated as one threshold comparison (eqs. 4-5) in
 // evaluation, and in training once context::bn_threshold is set (progressive schemes, v >= 500).
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -40,6 +41,13 @@ struct build_layers<Policy, In, Spec, Rest...> {
   using out_shape = typename next::out_shape;
 };
 
+template <class In, class Layers>
+struct widest_of;
+template <class In, class... L>
+struct widest_of<In, std::tuple<L...>> {
+  static constexpr std::size_t value = std::max({In::size, L::out_shape::size...});
+};
+
 template <class L>
 inline constexpr bool is_batch_norm_v = false;
 template <class P, class In, std::size_t N>
@@ -63,6 +71,8 @@ class sequential {
   using out_shape = typename detail::build_layers<Policy, In, Specs...>::out_shape;
   using tensor = batch_tensor<format>;
   static constexpr std::size_t depth = sizeof...(Specs);
+  // The most features any tensor between layers has per sample (for sizing evaluation batches).
+  static constexpr std::size_t widest = detail::widest_of<In, layers_type>::value;
 
   void init(rng& g) {
     for_each_layer([&](auto& l, std::size_t) { l.init(g); });

@@ -5,12 +5,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
+#include "pbnn/checkpoint.hpp"
 #include "pbnn/dataset.hpp"
 #include "pbnn/loss.hpp"
 #include "pbnn/optim.hpp"
@@ -34,6 +38,10 @@ struct train_options {
   std::size_t calibration_images = 10000;
   std::uint64_t seed = 1;
   std::function<float(int epoch, int epochs)> v_schedule;  // empty: the scheme's own schedule
+  // Edits each training minibatch's n samples (real values, n x features) in place before they are
+  // quantized, drawing from the trainer's generator (e.g. pbnn::crop_flip); never applied to
+  // evaluation or calibration. Empty: no augmentation.
+  std::function<void(float* samples, std::size_t n, rng& g)> augment;
 };
 
 struct epoch_stats {
@@ -47,9 +55,16 @@ struct epoch_stats {
   std::uint64_t saturation_events = 0;  // fixed formats: values clamped to the format's range, this epoch
 };
 
+// Up to 1000 samples per evaluation batch, fewer for wide networks, so that the widest tensor (and a
+// 3x3 convolution's im2col, 9 times larger) stays within about 256 MB of fp32.
+template <class Net>
+constexpr std::size_t default_eval_batch() {
+  return std::clamp<std::size_t>((std::size_t{1} << 26) / (9 * Net::widest), 1, 1000);
+}
+
 // Classification accuracy of the network in evaluation mode (the binary network).
 template <class Net>
-double evaluate(Net& net, const dataset& d, std::size_t batch = 1000) {
+double evaluate(Net& net, const dataset& d, std::size_t batch = default_eval_batch<Net>()) {
   context ctx;
   ctx.mode = mode::eval;
   batch_tensor<typename Net::format> x;
@@ -73,7 +88,7 @@ double evaluate(Net& net, const dataset& d, std::size_t batch = 1000) {
 // saturates (stochastic weights never do), so the evaluation network would otherwise normalize with
 // statistics of another network.
 template <class Net>
-void calibrate_batch_norm(Net& net, const dataset& d, std::size_t images, std::size_t batch = 1000) {
+void calibrate_batch_norm(Net& net, const dataset& d, std::size_t images, std::size_t batch = default_eval_batch<Net>()) {
   net.for_each_layer([](auto& l, std::size_t) {
     if constexpr (requires { l.begin_calibration(); }) l.begin_calibration();
   });
@@ -151,8 +166,10 @@ class trainer {
     std::shuffle(order_.begin(), order_.end(), gen_);  // pbnn::rng: same seed, same order
     batches = std::min(batches, train.count / opt_.batch);
     pass_result res;
+    batch_transform augment;  // draws from gen_ too: the run stays reproducible from its seed
+    if (opt_.augment) augment = [this](float* rows, std::size_t n) { opt_.augment(rows, n, gen_); };
     for (std::size_t bi = 0; bi < batches; ++bi) {
-      gather_batch(train, order_.data() + bi * opt_.batch, opt_.batch, x_, labels_, scratch_);
+      gather_batch(train, order_.data() + bi * opt_.batch, opt_.batch, x_, labels_, scratch_, augment);
       const auto& out = net_.forward(x_, ctx);
       res.loss_sum += softmax_cross_entropy(out, labels_.data(), dlogits_, ctx).loss_sum;
       res.samples += opt_.batch;
@@ -186,6 +203,27 @@ class trainer {
   }
 
   const train_options& options() const noexcept { return opt_; }
+
+  // Writes everything later epochs depend on (see checkpoint.hpp) after `epochs_done` epochs,
+  // atomically: the file holds the previous checkpoint or this one, never a part.
+  void save_checkpoint(const std::filesystem::path& file, int epochs_done) const {
+    checkpoint<Net, Optimizer>::write(file, net_, states_, {opt_.seed, opt_.batch, epochs_done, gen_.state()});
+  }
+  // Continues the run saved in `file`: returns its completed epochs, the epoch to run next. The
+  // network, optimizer and generator change only if the whole file is valid for this network
+  // (pbnn::file_error otherwise) and was written with this trainer's seed and batch size
+  // (std::invalid_argument otherwise). Other options (epochs, learning rate...) are the caller's.
+  int load_checkpoint(const std::filesystem::path& file) {
+    auto saved = checkpoint<Net, Optimizer>::read(file, net_);
+    const checkpoint_run& run = saved.run();
+    if (run.seed != opt_.seed || run.batch != opt_.batch)
+      throw std::invalid_argument(fmt::format(
+          "{}: the checkpoint's run has seed {} and batch size {}; resuming it needs the same, not seed {} and batch "
+          "size {}", file.string(), run.seed, run.batch, opt_.seed, opt_.batch));
+    const int epochs_done = run.epochs_done;
+    std::move(saved).commit(net_, states_, gen_);
+    return epochs_done;
+  }
 
  private:
   Net& net_;
