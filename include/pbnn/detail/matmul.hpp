@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include "pbnn/detail/int_gemm.hpp"
+#include "pbnn/detail/transpose.hpp"
 
 namespace pbnn::detail {
 
@@ -21,17 +22,6 @@ template <class T>
 using cmap = Eigen::Map<const row_matrix<T>>;
 template <class T>
 using mmap = Eigen::Map<row_matrix<T>>;
-
-// out[c * rows + r] = in[r * cols + c], blocked so both sides stay in cache.
-template <class T>
-void transpose(const T* in, std::size_t rows, std::size_t cols, T* out) {
-  constexpr std::size_t blk = 64;
-#pragma omp parallel for schedule(static) if (rows * cols > 262144)
-  for (std::size_t r0 = 0; r0 < rows; r0 += blk)
-    for (std::size_t c0 = 0; c0 < cols; c0 += blk)
-      for (std::size_t r = r0; r < std::min(rows, r0 + blk); ++r)
-        for (std::size_t c = c0; c < std::min(cols, c0 + blk); ++c) out[c * rows + r] = in[r * cols + c];
-}
 
 // Y[b x n] = X[b x k] * W^T
 inline void matmul_xwt(const float* X, const float* W, float* Y, std::size_t b, std::size_t n, std::size_t k) {
