@@ -55,8 +55,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--val-batches", val_batches, "validation files: 'test' (test_batch.bin), N or N-M")
       ->capture_default_str();
-  app.add_flag("--augment,!--no-augment", augment, "random crops (4-pixel padding) and horizontal flips")
-      ->capture_default_str();
+  app.add_flag("--augment,!--no-augment", augment, "random crops (4-pixel padding) and horizontal flips (default: on)");
   CLI11_PARSE(app, argc, argv);
   examples::apply_defaults(o);
 
