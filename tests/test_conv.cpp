@@ -149,29 +149,34 @@ TEST_CASE("batch norm normalizes each channel over the batch and the positions",
 
 // The integer paths: fixed<8> and fixed<16> give what fp32 gives on the same quantized values,
 // within the rounding of the result (forward, input gradient) and exactly in sum for dW, including
-// the chunked int64 reduction (b Ho Wo = 2 x 24 x 24 = 1152 rows > 512 for fixed<16>).
-TEMPLATE_TEST_CASE("conv2d in fixed point matches fp32 on the same values", "[conv][fixed]", fixed<8>, fixed<16>) {
+// the chunked int64 reduction (b Ho Wo = 2 x 24 x 24 = 1152 rows > 512 for fixed<16>), on every
+// dx path: fixed<8>'s flipped-kernel convolution (stride 1) and dcols + col2im (strided, fixed<16>).
+template <class TestType, std::size_t K, std::size_t Stride, std::size_t Pad, std::size_t Cout = 4>
+void check_fixed_conv_against_fp32() {
   using P = policy<TestType, sign>;
-  constexpr std::size_t C = 4, H = 24, W = 24, Cout = 5;
-  conv2d_layer<P, shape<C, H, W>, Cout, 3, 1, 1> q;
-  conv2d_layer<policy<fp32, sign>, shape<C, H, W>, Cout, 3, 1, 1> f;
+  constexpr std::size_t C = 5, H = 24, W = 24;
+  using layer_q = conv2d_layer<P, shape<C, H, W>, Cout, K, Stride, Pad>;
+  layer_q q;
+  conv2d_layer<policy<fp32, sign>, shape<C, H, W>, Cout, K, Stride, Pad> f;
+  constexpr std::size_t Ho = layer_q::Ho, Wo = layer_q::Wo;
+  INFO("kernel " << K << ", stride " << Stride << ", padding " << Pad);
   rng g(25);
   q.init(g);
   for (std::size_t i = 0; i < q.weight().size(); ++i) f.weight().value[i] = q.weight().real(i);
 
   const std::size_t b = 2, n = H * W * C;
-  std::vector<float> xr(b * n), dyr(b * H * W * Cout);
+  std::vector<float> xr(b * n), dyr(b * Ho * Wo * Cout);
   for (auto& v : xr) v = g.uniform(-1, 1);
   for (auto& v : dyr) v = g.uniform(-1, 1);
   batch_tensor<TestType> xq, yq, dyq, dxq;
   xq.resize(b, n);
-  dyq.resize(b, H * W * Cout);
+  dyq.resize(b, Ho * Wo * Cout);
   constexpr auto qmax = format_traits<TestType>::operand_max;
   xq.exp = quantize_dynamic(xr.data(), xr.size(), xq.data.data(), qmax, rounding::nearest_even, stream{});
   dyq.exp = quantize_dynamic(dyr.data(), dyr.size(), dyq.data.data(), qmax, rounding::nearest_even, stream{});
   tensor xf, yf, dyf, dxf;
   xf.resize(b, n);
-  dyf.resize(b, H * W * Cout);
+  dyf.resize(b, Ho * Wo * Cout);
   for (std::size_t i = 0; i < xf.size(); ++i) xf.data.data()[i] = xq.value(i);
   for (std::size_t i = 0; i < dyf.size(); ++i) dyf.data.data()[i] = dyq.value(i);
 
@@ -190,6 +195,20 @@ TEMPLATE_TEST_CASE("conv2d in fixed point matches fp32 on the same values", "[co
   for (std::size_t i = 0; i < dxf.size(); ++i) REQUIRE(std::fabs(dxq.value(i) - dxf.data.data()[i]) <= dxstep + 1e-4f * max_abs(dxf));
   for (std::size_t i = 0; i < f.weight().size(); ++i)
     REQUIRE(q.weight().gradient(i) == Approx(f.weight().gradient(i)).margin(1e-3).epsilon(1e-4));
+}
+
+TEMPLATE_TEST_CASE("conv2d in fixed point matches fp32 on the same values", "[conv][fixed]", fixed<8>, fixed<16>) {
+  check_fixed_conv_against_fp32<TestType, 3, 1, 1>();  // fixed<8>: dx by the flipped kernel
+  check_fixed_conv_against_fp32<TestType, 5, 1, 2>();
+  check_fixed_conv_against_fp32<TestType, 3, 1, 0>();  // 'valid': dy padded by 2 for dx
+  check_fixed_conv_against_fp32<TestType, 3, 2, 1>();  // strided: dx through dcols and col2im
+}
+
+TEST_CASE("a widening fixed<8> convolution takes the dcols path and matches fp32", "[conv][fixed]") {
+  using P = policy<fixed<8>, sign>;
+  static_assert(conv2d_layer<P, shape<5, 24, 24>, 4, 3, 1, 1>::dx_by_flipped_kernel);
+  static_assert(!conv2d_layer<P, shape<5, 24, 24>, 6, 3, 1, 1>::dx_by_flipped_kernel);
+  check_fixed_conv_against_fp32<fixed<8>, 3, 1, 1, 6>();
 }
 
 TEST_CASE("batch norm over channels as a threshold equals sign of the explicit one", "[conv][threshold]") {

@@ -6,6 +6,11 @@
 // values); the shape is still written shape<C, H, W>. The weight is [Cout x (K K C)] in (kh, kw, c)
 // order inside, exported in PyTorch's [Cout, C, K, K]. Fixed formats run the three products in
 // pbnn's integer GEMM (int8/int16 operands, int32 sums; AVX-512 VNNI where available).
+// fixed<8> with stride 1 computes dx as the convolution of dy (padded by K - 1 - P) with the flipped
+// kernel, one GEMM whose int32 result is dx itself: no int32 dcols (b H W x K K C, 151 MB for Table 1's
+// second layer at batch 32) and no col2im. Its reduction, K K Cout, stays exact in int8's int32 sums
+// but not in int16's (exact to 512), so fixed<16> keeps the dcols path, whose reduction is Cout; so do
+// layers that widen (Cout > C), where the narrow product (C columns over K K Cout) measured slower.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -58,6 +63,9 @@ class conv2d_layer {
   static constexpr std::size_t patch = K * K * C;  // GEMM reduction length of the forward pass
   static constexpr bool binarized = scheme::binarizes;
   static constexpr bool theta_is_p = !binarized && !is_fixed_v<format>;
+  // dx as a transposed convolution (see the header comment).
+  static constexpr bool dx_by_flipped_kernel =
+      is_fixed_v<format> && sizeof(storage_t<format>) == 1 && Stride == 1 && Pad < K && Cout <= C;
 
   conv2d_layer()
       : weight_("weight", binarized ? param_role::binarized : param_role::real, {Cout, patch}),
@@ -79,7 +87,8 @@ class conv2d_layer {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     y.resize(b, Ho * Wo * Cout);
     if constexpr (!theta_is_p) scheme::weights(weight_, theta_.data(), theta_exp_, ctx);
-    im2col(x.data.data(), b);
+    cols_.resize(m * patch);
+    im2col<H, W, C, Stride, Pad>(x.data.data(), b, cols_.data());
     if constexpr (!is_fixed_v<format>) {
       detail::matmul_xwt(cols_.data(), theta(), y.data.data(), m, Cout, patch);
       y.exp = 0;
@@ -108,10 +117,18 @@ class conv2d_layer {
     } else {
       weight_gradient_int(dy, x.exp, m);
       if (dx) {
-        dcols_.resize(m * patch);
-        detail::matmul_dyw(dy.data.data(), theta_.data(), dcols_.data(), m, Cout, patch, scratch_);
         acc_.resize(b * H * W * C);
-        col2im(dcols_.data(), acc_.data(), b);
+        if constexpr (dx_by_flipped_kernel) {
+          constexpr std::size_t taps = K * K * Cout;
+          flip_kernel();
+          dycols_.resize(b * H * W * taps);
+          im2col<Ho, Wo, Cout, 1, K - 1 - Pad>(dy.data.data(), b, dycols_.data());
+          detail::gemm_nt(b * H * W, C, taps, dycols_.data(), taps, flipped_.data(), taps, acc_.data(), C);
+        } else {
+          dcols_.resize(m * patch);
+          detail::matmul_dyw(dy.data.data(), theta_.data(), dcols_.data(), m, Cout, patch, scratch_);
+          col2im(dcols_.data(), acc_.data(), b);
+        }
         dx->resize(b, H * W * C);
         dx->exp = requantize_dynamic(acc_.data(), acc_.size(), dy.exp + theta_exp_, dx->data.data(),
                                      format_traits<format>::operand_max, format_traits<format>::error_rounding,
@@ -168,38 +185,52 @@ class conv2d_layer {
     return ((o * C + c) * K + kh) * K + kw;
   }
 
-  // One im2col row per output pixel; rows of a sample are independent, so threads split the rows.
-  void im2col(const value_type* x, std::size_t b) {
-    cols_.resize(b * Ho * Wo * patch);
-    value_type* cols = cols_.data();
-    const auto rows = static_cast<std::ptrdiff_t>(b * Ho);
-#pragma omp parallel for schedule(static) if (b * Ho * Wo * patch > 65536)
+  // One im2col row per output pixel of an IH x IW x IC image convolved with this layer's K x K
+  // kernel at stride S, padding Pd: the forward input (H, W, C, Stride, Pad) or, for the flipped-
+  // kernel dx, dy (Ho, Wo, Cout, 1, K - 1 - Pad). Rows are independent, so threads split them.
+  template <std::size_t IH, std::size_t IW, std::size_t IC, std::size_t S, std::size_t Pd>
+  static void im2col(const value_type* x, std::size_t b, value_type* cols) {
+    constexpr std::size_t OH = (IH + 2 * Pd - K) / S + 1, OW = (IW + 2 * Pd - K) / S + 1, row_len = K * K * IC;
+    const auto rows = static_cast<std::ptrdiff_t>(b * OH);
+#pragma omp parallel for schedule(static) if (b * OH * OW * row_len > 65536)
     for (std::ptrdiff_t nh = 0; nh < rows; ++nh) {
-      const std::size_t n = static_cast<std::size_t>(nh) / Ho, oh = static_cast<std::size_t>(nh) % Ho;
-      const value_type* img = x + n * H * W * C;
-      for (std::size_t ow = 0; ow < Wo; ++ow) {
-        value_type* dst = cols + ((n * Ho + oh) * Wo + ow) * patch;
+      const std::size_t n = static_cast<std::size_t>(nh) / OH, oh = static_cast<std::size_t>(nh) % OH;
+      const value_type* img = x + n * IH * IW * IC;
+      for (std::size_t ow = 0; ow < OW; ++ow) {
+        value_type* dst = cols + ((n * OH + oh) * OW + ow) * row_len;
         for (std::size_t kh = 0; kh < K; ++kh) {
-          const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * Stride + kh) - static_cast<std::ptrdiff_t>(Pad);
-          value_type* row = dst + kh * K * C;
-          if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(H)) {
-            std::fill_n(row, K * C, value_type{0});
+          const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * S + kh) - static_cast<std::ptrdiff_t>(Pd);
+          value_type* row = dst + kh * K * IC;
+          if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(IH)) {
+            std::fill_n(row, K * IC, value_type{0});
             continue;
           }
-          const std::ptrdiff_t iw0 = static_cast<std::ptrdiff_t>(ow * Stride) - static_cast<std::ptrdiff_t>(Pad);
+          const std::ptrdiff_t iw0 = static_cast<std::ptrdiff_t>(ow * S) - static_cast<std::ptrdiff_t>(Pd);
           // Columns [lo, hi) of the kernel row fall inside the image: one contiguous copy.
           const std::size_t lo = static_cast<std::size_t>(std::max<std::ptrdiff_t>(0, -iw0));
           const std::size_t hi = static_cast<std::size_t>(
-              std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(W) - iw0, 0, static_cast<std::ptrdiff_t>(K)));
-          std::fill_n(row, lo * C, value_type{0});
+              std::clamp<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(IW) - iw0, 0, static_cast<std::ptrdiff_t>(K)));
+          std::fill_n(row, lo * IC, value_type{0});
           if (hi > lo) {
             const auto first = static_cast<std::size_t>(iw0 + static_cast<std::ptrdiff_t>(lo));
-            std::memcpy(row + lo * C, img + (static_cast<std::size_t>(ih) * W + first) * C, (hi - lo) * C * sizeof(value_type));
+            std::memcpy(row + lo * IC, img + (static_cast<std::size_t>(ih) * IW + first) * IC,
+                        (hi - lo) * IC * sizeof(value_type));
           }
-          std::fill_n(row + std::max(hi, lo) * C, (K - std::max(hi, lo)) * C, value_type{0});
+          std::fill_n(row + std::max(hi, lo) * IC, (K - std::max(hi, lo)) * IC, value_type{0});
         }
       }
     }
+  }
+
+  // flipped_[c, (kh, kw, o)] = theta[o, (K-1-kh, K-1-kw, c)]: the kernel of the transposed convolution.
+  void flip_kernel() {
+    flipped_.resize(C * K * K * Cout);
+    const value_type* t = theta();
+    for (std::size_t o = 0; o < Cout; ++o)
+      for (std::size_t kh = 0; kh < K; ++kh)
+        for (std::size_t kw = 0; kw < K; ++kw)
+          for (std::size_t c = 0; c < C; ++c)
+            flipped_[c * K * K * Cout + ((K - 1 - kh) * K + (K - 1 - kw)) * Cout + o] = t[o * patch + (kh * K + kw) * C + c];
   }
 
   // dx[n, ih, iw, c] = sum of the dcols entries that im2col copied from there. Samples are
@@ -261,6 +292,7 @@ class conv2d_layer {
   aligned_vector<value_type> theta_;
   int theta_exp_ = 0;
   aligned_vector<value_type> cols_;  // im2col of the last forward input
+  aligned_vector<value_type> dycols_, flipped_;  // fixed<8>'s dx: im2col of dy, flipped kernel
   using grad_value = std::conditional_t<is_fixed_v<format>, std::int32_t, float>;
   aligned_vector<grad_value> dcols_;
   std::vector<std::int32_t> acc_;  // fixed formats: int32 sums before requantization
