@@ -5,6 +5,12 @@ set(PBNN_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/pbnn)
 install(DIRECTORY include/pbnn DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS pbnn EXPORT pbnnTargets)
 install(EXPORT pbnnTargets NAMESPACE pbnn:: DESTINATION ${PBNN_CMAKE_DIR})
+# pbnn::opencl in an export set of its own, loaded by pbnnConfig only where OpenCL is found, so that
+# consumers without OpenCL still get pbnn::pbnn.
+if(PBNN_WITH_OPENCL)
+  install(TARGETS pbnn_opencl EXPORT pbnnOpenCLTargets)
+  install(EXPORT pbnnOpenCLTargets NAMESPACE pbnn:: DESTINATION ${PBNN_CMAKE_DIR})
+endif()
 configure_package_config_file(cmake/pbnnConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/pbnnConfig.cmake INSTALL_DESTINATION ${PBNN_CMAKE_DIR})
 # Header-only: the package fits any architecture.
