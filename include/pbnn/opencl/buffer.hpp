@@ -1,0 +1,54 @@
+#pragma once
+// A typed device buffer: n elements of T in the runtime's context, with blocking transfers for
+// set-up, tests and metrics (a training step itself never waits on the host).
+#include <cstddef>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "pbnn/opencl/bindings.hpp"
+#include "pbnn/opencl/error.hpp"
+#include "pbnn/opencl/runtime.hpp"
+
+namespace pbnn::opencl {
+
+template <class T>
+class device_buffer {
+ public:
+  device_buffer() = default;
+  device_buffer(runtime& rt, std::size_t n) { resize(rt, n); }
+
+  std::size_t size() const noexcept { return n_; }
+  const cl::Buffer& handle() const noexcept { return buf_; }
+
+  // Reallocates (contents undefined) unless the size is already n.
+  void resize(runtime& rt, std::size_t n) {
+    if (n == n_ && n) return;
+    n_ = n;
+    if (!n) {
+      buf_ = cl::Buffer();
+      return;
+    }
+    cl_int err = CL_SUCCESS;
+    buf_ = cl::Buffer(rt.context(), CL_MEM_READ_WRITE, n * sizeof(T), nullptr, &err);
+    check(err, fmt::format("allocating {} bytes on {}", n * sizeof(T), rt.device().label()));
+  }
+
+  void upload(runtime& rt, const T* src, std::size_t n) {
+    resize(rt, n);
+    if (n) check(rt.queue().enqueueWriteBuffer(buf_, CL_TRUE, 0, n * sizeof(T), src), "writing a buffer");
+  }
+  void upload(runtime& rt, const std::vector<T>& src) { upload(rt, src.data(), src.size()); }
+
+  std::vector<T> download(runtime& rt) const {
+    std::vector<T> out(n_);
+    if (n_) check(rt.queue().enqueueReadBuffer(buf_, CL_TRUE, 0, n_ * sizeof(T), out.data()), "reading a buffer");
+    return out;
+  }
+
+ private:
+  cl::Buffer buf_;
+  std::size_t n_ = 0;
+};
+
+}  // namespace pbnn::opencl

@@ -1,0 +1,88 @@
+#pragma once
+// OpenCL C 1.2 source of pbnn's GEMM: C[m x n] (=|+=) sum_p opA(i, p) opB(j, p), one kernel for
+// the three products of a layer (X W^T, dY W, dY^T X) through the storage order of each operand.
+// Portable on purpose (no vendor extensions): local-memory tiles of TS x TS, each work-item
+// accumulating WPT x WPT outputs in registers. Set by the host as -D options:
+//   TA    operand type (float, char, short)     TACC  accumulator and result type (float, int)
+//   A_KMAJOR / B_KMAJOR  0: operand stored [rows x k] (k contiguous), 1: stored [k x rows]
+//   TS, WPT  tile side and outputs per work-item per dimension (TS % WPT == 0)
+// Integer sums wrap modulo 2^32 like int32 arithmetic; the callers keep them exact (see int_gemm.hpp).
+namespace pbnn::opencl::kernels {
+
+inline constexpr const char* gemm_source = R"CLC(
+#ifndef TS
+#define TS 32
+#endif
+#ifndef WPT
+#define WPT 4
+#endif
+#define RTS (TS / WPT)
+
+#if A_KMAJOR
+#define A_AT(i, p) A[(size_t)(p) * m + (i)]
+#else
+#define A_AT(i, p) A[(size_t)(i) * k + (p)]
+#endif
+#if B_KMAJOR
+#define B_AT(j, p) B[(size_t)(p) * n + (j)]
+#else
+#define B_AT(j, p) B[(size_t)(j) * k + (p)]
+#endif
+
+__kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
+void gemm(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
+          __global TACC* restrict C, const int accumulate) {
+  const int tx = get_local_id(0), ty = get_local_id(1);  // tx: columns of C, ty: rows
+  const int col0 = get_group_id(0) * TS, row0 = get_group_id(1) * TS;
+  __local TA As[TS][TS + 1];  // As[r][p] = opA(row0 + r, p0 + p); +1 avoids bank conflicts
+  __local TA Bs[TS][TS + 1];  // Bs[c][p] = opB(col0 + c, p0 + p)
+  TACC acc[WPT][WPT];
+  for (int wi = 0; wi < WPT; ++wi)
+    for (int wj = 0; wj < WPT; ++wj) acc[wi][wj] = 0;
+
+  // Every work-item of the group runs the same number of iterations of both loops, so the
+  // barriers are uniform (PoCL requires it).
+  for (int p0 = 0; p0 < k; p0 += TS) {
+    for (int l = ty * RTS + tx; l < TS * TS; l += RTS * RTS) {
+#if A_KMAJOR
+      const int r = l % TS, p = l / TS;  // consecutive work-items read consecutive rows
+#else
+      const int r = l / TS, p = l % TS;  // consecutive work-items read consecutive k
+#endif
+      const int gi = row0 + r, gp = p0 + p;
+      As[r][p] = (gi < m && gp < k) ? A_AT(gi, gp) : (TA)0;
+#if B_KMAJOR
+      const int c = l % TS, q = l / TS;
+#else
+      const int c = l / TS, q = l % TS;
+#endif
+      const int gj = col0 + c, gq = p0 + q;
+      Bs[c][q] = (gj < n && gq < k) ? B_AT(gj, gq) : (TA)0;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int p = 0; p < TS; ++p) {
+      TACC a[WPT], b[WPT];
+      for (int w = 0; w < WPT; ++w) {
+        a[w] = (TACC)As[ty + w * RTS][p];
+        b[w] = (TACC)Bs[tx + w * RTS][p];
+      }
+      for (int wi = 0; wi < WPT; ++wi)
+        for (int wj = 0; wj < WPT; ++wj) acc[wi][wj] += a[wi] * b[wj];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  for (int wi = 0; wi < WPT; ++wi) {
+    const int i = row0 + ty + wi * RTS;
+    if (i >= m) continue;
+    for (int wj = 0; wj < WPT; ++wj) {
+      const int j = col0 + tx + wj * RTS;
+      if (j < n) {
+        __global TACC* c = C + (size_t)i * n + j;
+        *c = accumulate ? *c + acc[wi][wj] : acc[wi][wj];
+      }
+    }
+  }
+}
+)CLC";
+
+}  // namespace pbnn::opencl::kernels

@@ -1,0 +1,103 @@
+// The OpenCL GEMMs against the CPU backend's (pbnn/detail/matmul.hpp) on the same operands:
+// identical int32 sums for int8 and int16, float within a relative 1e-5 of the largest magnitude
+// (the summation order differs). Sizes are not multiples of the tiles, so every edge is exercised.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include <pbnn/detail/matmul.hpp>
+#include <pbnn/opencl/gemm.hpp>
+
+#include "opencl/opencl_device.hpp"
+
+namespace {
+
+using namespace pbnn;
+
+template <class T>
+std::vector<T> random_values(std::size_t n, std::mt19937& g) {
+  std::vector<T> v(n);
+  if constexpr (std::is_same_v<T, float>) {
+    std::uniform_real_distribution<float> d(-1, 1);
+    for (auto& x : v) x = d(g);
+  } else {
+    std::uniform_int_distribution<int> d(sizeof(T) == 1 ? -127 : -2047, sizeof(T) == 1 ? 127 : 2047);
+    for (auto& x : v) x = static_cast<T>(d(g));
+  }
+  return v;
+}
+
+template <class R>
+void check_same(const std::vector<R>& gpu, const std::vector<R>& cpu) {
+  REQUIRE(gpu.size() == cpu.size());
+  if constexpr (std::is_same_v<R, float>) {
+    float scale = 0;
+    for (const float x : cpu) scale = std::max(scale, std::fabs(x));
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < cpu.size(); ++i) bad += std::fabs(gpu[i] - cpu[i]) > 1e-5f * scale;
+    CHECK(bad == 0);
+  } else {
+    const auto diff = std::mismatch(gpu.begin(), gpu.end(), cpu.begin());
+    INFO("first difference at " << (diff.first - gpu.begin()));
+    CHECK(diff.first == gpu.end());
+  }
+}
+
+// The three products of a layer with b samples, k inputs and n outputs, on the device and on the CPU.
+template <class T>
+void check_products(opencl::runtime& rt, std::size_t b, std::size_t n, std::size_t k, const opencl::gemm_tuning& t) {
+  INFO("b " << b << ", n " << n << ", k " << k << ", tile " << t.tile << "/" << t.per_item);
+  using R = opencl::detail::gemm_result_t<T>;
+  std::mt19937 g(static_cast<unsigned>(b * 7 + n * 13 + k));
+  const auto x = random_values<T>(b * k, g), w = random_values<T>(n * k, g), dy = random_values<T>(b * n, g);
+  opencl::device_buffer<T> X, W, DY;
+  X.upload(rt, x);
+  W.upload(rt, w);
+  DY.upload(rt, dy);
+  opencl::device_buffer<R> out;
+  std::vector<R> cpu;
+  [[maybe_unused]] detail::int_matmul_scratch<T> scratch;  // the integer products' transposes
+
+  cpu.assign(b * n, R{});
+  if constexpr (std::is_same_v<T, float>) detail::matmul_xwt(x.data(), w.data(), cpu.data(), b, n, k);
+  else detail::matmul_xwt(x.data(), w.data(), cpu.data(), b, n, k, scratch);
+  opencl::matmul_xwt(rt, X, W, out, b, n, k, t);
+  check_same(out.download(rt), cpu);
+
+  cpu.assign(b * k, R{});
+  if constexpr (std::is_same_v<T, float>) detail::matmul_dyw(dy.data(), w.data(), cpu.data(), b, n, k);
+  else detail::matmul_dyw(dy.data(), w.data(), cpu.data(), b, n, k, scratch);
+  opencl::matmul_dyw(rt, DY, W, out, b, n, k, t);
+  check_same(out.download(rt), cpu);
+
+  cpu.assign(n * k, R{});
+  if constexpr (std::is_same_v<T, float>) detail::matmul_dytx(dy.data(), x.data(), cpu.data(), b, n, k);
+  else detail::matmul_dytx(dy.data(), x.data(), cpu.data(), b, n, k, scratch);
+  opencl::matmul_dytx(rt, DY, X, out, b, n, k, t);
+  check_same(out.download(rt), cpu);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("OpenCL GEMMs match the CPU backend's products", "[opencl][gemm]", float, std::int8_t, std::int16_t) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  const opencl::gemm_tuning standard{}, small{16, 2};
+  check_products<TestType>(*rt, 37, 53, 71, standard);
+  check_products<TestType>(*rt, 100, 10, 500, standard);  // the MLP's last layer: 500 = 15.6 tiles of k
+  check_products<TestType>(*rt, 1, 1, 1, standard);
+  check_products<TestType>(*rt, 33, 65, 17, small);
+}
+
+TEST_CASE("OpenCL GEMM rejects impossible tilings and operands too small for the shape", "[opencl][gemm]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  opencl::device_buffer<float> a(*rt, 6), b(*rt, 6), c;
+  CHECK_THROWS_AS(opencl::matmul_xwt(*rt, a, b, c, 2, 2, 3, {32, 5}), std::invalid_argument);
+  CHECK_THROWS_WITH(opencl::matmul_xwt(*rt, a, b, c, 3, 2, 3), Catch::Contains("does not fit"));
+  CHECK_NOTHROW(opencl::matmul_xwt(*rt, a, b, c, 2, 2, 3));
+}
