@@ -1,0 +1,105 @@
+#pragma once
+// OpenCL C 1.2 source of the fixed formats' per-tensor quantization, bit for bit the CPU backend's
+// (pbnn/quantize.hpp, pbnn/random.hpp). The exponents stay on the device: a tensor's exponent is an
+// int in a buffer of its own, written by the kernel that chooses it and read by the kernels after
+// it, so a step never waits for the host.
+//   max_abs_int / max_abs_float  atomic_max of |x| (as uint bits for floats) into a zeroed uint
+//   requantize  int32 sums (value = acc 2^(exp_a [+ exp_b] + exp_c)) -> TQ with the smallest shift >= 0
+//               that fits qmax; nearest-even or stochastic rounding
+//   quantize    floats -> TQ with the exponent that maps the largest magnitude to at most qmax
+// Build options: -DTQ=char|short.
+namespace pbnn::opencl::kernels {
+
+inline constexpr const char* quantize_source = R"CLC(
+#ifndef RED_WG
+#define RED_WG 256
+#endif
+
+// pbnn::hash32 (Wellons' lowbias32 of i * golden ^ key) and pbnn::hash_uniform.
+uint hash32(uint key, uint i) {
+  uint h = (i * 0x9e3779b9u) ^ key;
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  h *= 0x846ca68bu;
+  h ^= h >> 16;
+  return h;
+}
+float hash_uniform(uint key, uint i) { return (float)(hash32(key, i) >> 8) * (1.0f / 16777216.0f); }
+
+// Work-group maximum, then one atomic per group. The loops have the same trip count in every
+// work-item of a group (barriers stay uniform).
+void group_max_to(uint mine, __local uint* scratch, volatile __global uint* out) {
+  const int lid = get_local_id(0);
+  scratch[lid] = mine;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = RED_WG / 2; s > 0; s >>= 1) {
+    if (lid < s) scratch[lid] = max(scratch[lid], scratch[lid + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0) atomic_max(out, scratch[0]);
+}
+
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void max_abs_int(__global const int* x, const uint n, volatile __global uint* out) {
+  __local uint scratch[RED_WG];
+  uint m = 0;
+  for (uint i = get_global_id(0); i < n; i += get_global_size(0)) m = max(m, abs(x[i]));
+  group_max_to(m, scratch, out);
+}
+
+// For non-negative floats the IEEE bit pattern orders like the value.
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void max_abs_float(__global const float* x, const uint n, volatile __global uint* out) {
+  __local uint scratch[RED_WG];
+  uint m = 0;
+  for (uint i = get_global_id(0); i < n; i += get_global_size(0)) m = max(m, as_uint(fabs(x[i])));
+  group_max_to(m, scratch, out);
+}
+
+// pbnn::detail::shift_for(maxabs, qmax, 0).
+int shift_for(ulong maxabs, int qmax) {
+  int s = 0;
+  while (((maxabs + ((1ul << s) - 1)) >> s) > (ulong)qmax) ++s;
+  return s;
+}
+
+__kernel void requantize(__global const int* acc, const uint n, __global const int* exp_a,
+                         __global const int* exp_b, const int use_b, const int exp_c, __global const uint* maxabs,
+                         __global TQ* dst, __global int* exp_out, const int qmax, const uint key,
+                         const int stochastic) {
+  const int shift = shift_for(maxabs[0], qmax);
+  const uint i = get_global_id(0);
+  if (i == 0) exp_out[0] = exp_a[0] + (use_b ? exp_b[0] : 0) + exp_c + shift;
+  if (i >= n) return;
+  const long v = acc[i];
+  long q;
+  if (shift == 0) q = v;
+  else if (stochastic && shift <= 31) q = (v + (long)(hash32(key, i) & ((1u << shift) - 1u))) >> shift;
+  else q = (v + (1l << (shift - 1)) - 1 + ((v >> shift) & 1)) >> shift;
+  dst[i] = (TQ)clamp(q, (long)-qmax, (long)qmax);
+}
+
+// pbnn::detail::exponent_for(maxabs, qmax): the smallest e with ceil(maxabs 2^-e) <= qmax.
+int exponent_for(float maxabs, int qmax) {
+  if (!(maxabs > 0.0f) || isinf(maxabs)) return 0;
+  int e = (int)ceil(log2(maxabs / (float)qmax));
+  while (ceil(ldexp(maxabs, -e)) > (float)qmax) ++e;
+  while (ceil(ldexp(maxabs, -(e - 1))) <= (float)qmax) --e;
+  return e;
+}
+
+__kernel void quantize(__global const float* src, const uint n, __global const uint* maxabs_bits,
+                       __global TQ* dst, __global int* exp_out, const int qmax, const uint key,
+                       const int stochastic) {
+  const int e = exponent_for(as_float(maxabs_bits[0]), qmax);
+  const uint i = get_global_id(0);
+  if (i == 0) exp_out[0] = e;
+  if (i >= n) return;
+  const float scale = ldexp(1.0f, -e), lim = (float)qmax;
+  const float x = src[i] * scale;
+  dst[i] = (TQ)(stochastic ? clamp(floor(x + hash_uniform(key, i)), -lim, lim) : rint(clamp(x, -lim, lim)));
+}
+)CLC";
+
+}  // namespace pbnn::opencl::kernels

@@ -1,0 +1,50 @@
+#pragma once
+// The tensor that flows between layers on an OpenCL device: rows x cols values in the format's
+// storage, and for fixed formats the per-tensor exponent (value = data 2^exp) in a one-int device
+// buffer, so that the kernel that chooses it and the kernels that read it never involve the host.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "pbnn/format.hpp"
+#include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/runtime.hpp"
+
+namespace pbnn::opencl {
+
+template <class Format>
+struct device_tensor {
+  using format = Format;
+  using value_type = storage_t<Format>;
+
+  device_buffer<value_type> data;
+  device_buffer<int> exp;                  // one int; always 0 for fp32
+  device_buffer<std::uint32_t> max_scratch;  // the largest magnitude, while an exponent is chosen
+
+  std::size_t rows() const noexcept { return rows_; }
+  std::size_t cols() const noexcept { return cols_; }
+  std::size_t size() const noexcept { return rows_ * cols_; }
+
+  void resize(runtime& rt, std::size_t r, std::size_t c) {
+    rows_ = r, cols_ = c;
+    data.resize(rt, r * c);
+    if (exp.size() != 1) {
+      const int zero = 0;
+      exp.upload(rt, &zero, 1);
+    }
+    max_scratch.resize(rt, 1);
+  }
+
+  // Blocking transfers, for tests and metrics.
+  void upload(runtime& rt, std::size_t r, std::size_t c, const value_type* values, int exponent) {
+    resize(rt, r, c);
+    data.upload(rt, values, r * c);
+    exp.upload(rt, &exponent, 1);
+  }
+  int download_exp(runtime& rt) const { return exp.download(rt).at(0); }
+
+ private:
+  std::size_t rows_ = 0, cols_ = 0;
+};
+
+}  // namespace pbnn::opencl
