@@ -1,0 +1,106 @@
+#pragma once
+// The binarization schemes' element-wise work on an OpenCL device (kernels/binarize_cl.hpp), bit for
+// bit the CPU backend's given the same stream. Every function enqueues one kernel and waits for none.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "pbnn/format.hpp"
+#include "pbnn/opencl/kernels/binarize_cl.hpp"
+#include "pbnn/opencl/quantize.hpp"
+#include "pbnn/opencl/tensor.hpp"
+#include "pbnn/random.hpp"
+
+namespace pbnn::opencl {
+
+namespace detail {
+
+template <class F>
+const cl::Program& binarize_program(runtime& rt) {
+  using S = storage_t<F>;
+  if constexpr (!is_fixed_v<F>)
+    return rt.program(kernels::binarize_source, "-DTQ=float -DTG=float -DUNIT_FRAC=0");
+  else
+    return rt.program(kernels::binarize_source, fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", sizeof(S) == 1 ? "char" : "short",
+                                                            format_traits<F>::unit_frac));
+}
+
+// Sets the arguments in order and enqueues one work-item per element.
+template <class... Args>
+void launch(runtime& rt, const cl::Program& program, const char* name, std::size_t n, const Args&... args) {
+  cl::Kernel k = rt.kernel(program, name);
+  cl_uint index = 0;
+  const auto set = [&](const auto& value) {
+    if (const cl_int err = k.setArg(index, value); err != CL_SUCCESS)  // message built only on failure
+      check(err, fmt::format("setting argument {} of {}", index, name));
+    ++index;
+  };
+  (set(args), ...);
+  if (const cl_int err = rt.queue().enqueueNDRangeKernel(k, cl::NullRange, elementwise_range(n)); err != CL_SUCCESS)
+    check(err, fmt::format("enqueueing {}", name));
+}
+
+}  // namespace detail
+
+// out = sign(in), sign(0) = -1 (deterministic weights, binary activations); exp_out, if given, = 0.
+template <class F>
+void sign_values(runtime& rt, const device_buffer<storage_t<F>>& in, std::size_t n, device_buffer<storage_t<F>>& out,
+                 device_buffer<int>* exp_out = nullptr) {
+  out.resize(rt, std::max(out.size(), n));
+  detail::launch(rt, detail::binarize_program<F>(rt), "sign_values", n, in.handle(), detail::checked_count(n),
+                 out.handle(), exp_out ? exp_out->handle() : in.handle(), cl_int{exp_out != nullptr});
+}
+
+// out = +1 with probability clamp((x + 1) / 2, 0, 1), x = in 2^in_exp, from stream rnd.
+template <class F>
+void stochastic_signs(runtime& rt, const device_buffer<storage_t<F>>& in, const device_buffer<int>& in_exp, std::size_t n,
+                      device_buffer<storage_t<F>>& out, device_buffer<int>* exp_out, stream rnd) {
+  out.resize(rt, std::max(out.size(), n));
+  detail::launch(rt, detail::binarize_program<F>(rt), "stochastic_signs", n, in.handle(), in_exp.handle(),
+                 detail::checked_count(n), out.handle(), exp_out ? exp_out->handle() : in.handle(),
+                 cl_int{exp_out != nullptr}, static_cast<cl_uint>(rnd.key));
+}
+
+// Progressive: out = clamp(v x, -1, 1), x = in 2^in_exp (weights theta, or activations).
+template <class F>
+void clamp_scale(runtime& rt, const device_buffer<storage_t<F>>& in, const device_buffer<int>& in_exp, std::size_t n,
+                 float v, device_buffer<storage_t<F>>& out, device_buffer<int>& exp_out) {
+  out.resize(rt, std::max(out.size(), n));
+  detail::launch(rt, detail::binarize_program<F>(rt), "clamp_scale", n, in.handle(), in_exp.handle(),
+                 detail::checked_count(n), v, out.handle(), exp_out.handle());
+}
+
+// dx = dy where |x| <= 1, else 0 (the straight-through gradient of sign).
+template <class F>
+void straight_through(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_tensor<F>& dx) {
+  dx.resize(rt, dy.rows(), dy.cols());
+  detail::launch(rt, detail::binarize_program<F>(rt), "straight_through", dy.size(), x.data.handle(), x.exp.handle(),
+                 dy.data.handle(), dy.exp.handle(), detail::checked_count(dy.size()), dx.data.handle(),
+                 dx.exp.handle());
+}
+
+// The exact gradient of the progressive activation clamp(v x): v dy inside |v x| <= 1, else 0.
+template <class F>
+void progressive_grad(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_tensor<F>& dx, float v,
+                      stream rnd) {
+  dx.resize(rt, dy.rows(), dy.cols());
+  const int k = std::max(0, static_cast<int>(std::ceil(std::log2(v))));  // as the CPU backend computes it
+  detail::launch(rt, detail::binarize_program<F>(rt), "progressive_grad", dy.size(), x.data.handle(), x.exp.handle(),
+                 dy.data.handle(), dy.exp.handle(), detail::checked_count(dy.size()), v, 1.0f / v, cl_int{k},
+                 dx.data.handle(), dx.exp.handle(), static_cast<cl_uint>(rnd.key));
+}
+
+// Progressive weights: the gradient of P is zero where |v P| > 1 (P = value 2^value_exp).
+template <class F>
+void mask_saturated(runtime& rt, const device_buffer<storage_t<F>>& value, int value_exp, std::size_t n, float v,
+                    device_buffer<typename format_traits<F>::accum>& grad) {
+  detail::launch(rt, detail::binarize_program<F>(rt), "mask_saturated", n, value.handle(), cl_int{value_exp},
+                 detail::checked_count(n), 1.0f / v, grad.handle());
+}
+
+}  // namespace pbnn::opencl
