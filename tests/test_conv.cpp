@@ -77,7 +77,7 @@ TEST_CASE("conv2d equals a direct convolution, with padding and with stride", "[
   for (std::size_t i = 0; i < ref2.size(); ++i) CHECK(y.data.data()[i] == Approx(ref2[i]).margin(1e-5));
 }
 
-TEST_CASE("gradient check: conv2d (real, padded and strided; progressive weights)", "[conv][gradcheck]") {
+TEST_CASE("gradient check: conv2d (real, padded and strided, and progressive weights)", "[conv][gradcheck]") {
   rng g(22);
   context ctx;
   conv2d_layer<pol<real>, shape<2, 5, 4>, 3, 3, 1, 1> same;

@@ -26,7 +26,7 @@ TEST_CASE("OpenCL error codes carry their names", "[opencl]") {
   }
 }
 
-TEST_CASE("device selection: default, index, type and name specs; a clear error otherwise", "[opencl]") {
+TEST_CASE("device selection: default, index, type and name specs, and a clear error otherwise", "[opencl]") {
   CHECK_THROWS_WITH(select_device({}, ""), Catch::Contains("no platform with a device"));
   if (!test_opencl::shared_runtime()) return;
   const auto devices = list_devices();
@@ -50,7 +50,7 @@ TEST_CASE("device selection: default, index, type and name specs; a clear error 
   CHECK_THROWS_AS(select_device(devices, "99:0"), opencl_error);
 }
 
-TEST_CASE("programs build once per source and options; a failed build reports its log", "[opencl]") {
+TEST_CASE("programs build once per source and options, and a failed build reports its log", "[opencl]") {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
   const std::string src = "__kernel void scale(__global float* x, float a) { x[get_global_id(0)] *= a; }";
