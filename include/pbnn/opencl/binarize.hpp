@@ -12,6 +12,7 @@
 
 #include "pbnn/format.hpp"
 #include "pbnn/opencl/kernels/binarize_cl.hpp"
+#include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/quantize.hpp"
 #include "pbnn/opencl/tensor.hpp"
 #include "pbnn/random.hpp"
@@ -28,21 +29,6 @@ const cl::Program& binarize_program(runtime& rt) {
   else
     return rt.program(kernels::binarize_source, fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", sizeof(S) == 1 ? "char" : "short",
                                                             format_traits<F>::unit_frac));
-}
-
-// Sets the arguments in order and enqueues one work-item per element.
-template <class... Args>
-void launch(runtime& rt, const cl::Program& program, const char* name, std::size_t n, const Args&... args) {
-  cl::Kernel k = rt.kernel(program, name);
-  cl_uint index = 0;
-  const auto set = [&](const auto& value) {
-    if (const cl_int err = k.setArg(index, value); err != CL_SUCCESS)  // message built only on failure
-      check(err, fmt::format("setting argument {} of {}", index, name));
-    ++index;
-  };
-  (set(args), ...);
-  if (const cl_int err = rt.queue().enqueueNDRangeKernel(k, cl::NullRange, elementwise_range(n)); err != CL_SUCCESS)
-    check(err, fmt::format("enqueueing {}", name));
 }
 
 }  // namespace detail

@@ -16,6 +16,7 @@
 
 #include "pbnn/opencl/buffer.hpp"
 #include "pbnn/opencl/kernels/gemm_cl.hpp"
+#include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/runtime.hpp"
 
 namespace pbnn::opencl {
@@ -56,18 +57,11 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   const std::string options =
       fmt::format("-DTA={} -DTACC={} -DA_KMAJOR={} -DB_KMAJOR={} -DTS={} -DWPT={}", cl_type_name<T>(),
                   std::is_same_v<T, float> ? "float" : "int", a_kmajor ? 1 : 0, b_kmajor ? 1 : 0, t.tile, t.per_item);
-  cl::Kernel kern = rt.kernel(rt.program(kernels::gemm_source, options), "gemm");
-  const auto arg = [&](cl_uint i, const auto& v) { check(kern.setArg(i, v), "setting a gemm argument"); };
-  arg(0, static_cast<cl_int>(m));
-  arg(1, static_cast<cl_int>(n));
-  arg(2, static_cast<cl_int>(k));
-  arg(3, A.handle());
-  arg(4, B.handle());
-  arg(5, C.handle());
-  arg(6, static_cast<cl_int>(accumulate ? 1 : 0));
   const auto tile = static_cast<std::size_t>(t.tile), items = static_cast<std::size_t>(t.tile / t.per_item);
-  const cl::NDRange global((n + tile - 1) / tile * items, (m + tile - 1) / tile * items), local(items, items);
-  check(rt.queue().enqueueNDRangeKernel(kern, cl::NullRange, global, local), "enqueueing gemm");
+  launch_range(rt, rt.program(kernels::gemm_source, options), "gemm",
+               cl::NDRange((n + tile - 1) / tile * items, (m + tile - 1) / tile * items), cl::NDRange(items, items),
+               static_cast<cl_int>(m), static_cast<cl_int>(n), static_cast<cl_int>(k), A.handle(), B.handle(),
+               C.handle(), cl_int{accumulate});
 }
 
 }  // namespace detail

@@ -15,6 +15,7 @@
 
 #include "pbnn/format.hpp"
 #include "pbnn/opencl/kernels/quantize_cl.hpp"
+#include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/tensor.hpp"
 #include "pbnn/random.hpp"
 
@@ -38,29 +39,17 @@ const cl::Program& quantize_program(runtime& rt) {
   return rt.program(kernels::quantize_source, sizeof(Int) == 1 ? "-DTQ=char" : "-DTQ=short");
 }
 
-inline cl_uint checked_count(std::size_t n) {
-  if (n > std::numeric_limits<cl_uint>::max())
-    throw std::invalid_argument(fmt::format("pbnn::opencl: a tensor of {} elements exceeds 2^32", n));
-  return static_cast<cl_uint>(n);
-}
-
 // Zeroes scratch, then reduces max |x| of n values into it.
 template <class T, class Int>
 void enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, device_buffer<std::uint32_t>& scratch) {
   const cl_uint zero = 0;
   check(rt.queue().enqueueFillBuffer(scratch.handle(), zero, 0, sizeof(cl_uint)), "clearing a maximum");
-  cl::Kernel k = rt.kernel(quantize_program<Int>(rt), std::is_same_v<T, float> ? "max_abs_float" : "max_abs_int");
-  check(k.setArg(0, x.handle()), "max_abs argument 0");
-  check(k.setArg(1, checked_count(n)), "max_abs argument 1");
-  check(k.setArg(2, scratch.handle()), "max_abs argument 2");
   // Enough groups to fill a device, each work-item striding over the rest.
   const std::size_t groups = std::clamp<std::size_t>((n + reduction_group - 1) / reduction_group, 1, 1024);
-  check(rt.queue().enqueueNDRangeKernel(k, cl::NullRange, cl::NDRange(groups * reduction_group),
-                                        cl::NDRange(reduction_group)),
-        "enqueueing max_abs");
+  launch_range(rt, quantize_program<Int>(rt), std::is_same_v<T, float> ? "max_abs_float" : "max_abs_int",
+               cl::NDRange(groups * reduction_group), cl::NDRange(reduction_group), x.handle(), checked_count(n),
+               scratch.handle());
 }
-
-inline cl::NDRange elementwise_range(std::size_t n) { return cl::NDRange((std::max<std::size_t>(n, 1) + 255) / 256 * 256); }
 
 }  // namespace detail
 
@@ -73,18 +62,10 @@ void quantize_dynamic(runtime& rt, const device_buffer<float>& src, device_tenso
   const std::size_t n = dst.size();
   if (src.size() < n) throw std::invalid_argument("pbnn::opencl::quantize_dynamic: the source is smaller than the tensor");
   detail::enqueue_max_abs<float, Int>(rt, src, n, dst.max_scratch);
-  cl::Kernel k = rt.kernel(detail::quantize_program<Int>(rt), "quantize");
-  cl_uint a = 0;
-  const auto arg = [&](const auto& v) { check(k.setArg(a++, v), "quantize argument"); };
-  arg(src.handle());
-  arg(detail::checked_count(n));
-  arg(dst.max_scratch.handle());
-  arg(dst.data.handle());
-  arg(dst.exp.handle());
-  arg(static_cast<cl_int>(format_traits<Format>::operand_max));
-  arg(static_cast<cl_uint>(rnd.key));
-  arg(static_cast<cl_int>(mode == rounding::stochastic));
-  check(rt.queue().enqueueNDRangeKernel(k, cl::NullRange, detail::elementwise_range(n)), "enqueueing quantize");
+  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
+                 dst.max_scratch.handle(), dst.data.handle(), dst.exp.handle(),
+                 cl_int{format_traits<Format>::operand_max}, static_cast<cl_uint>(rnd.key),
+                 cl_int{mode == rounding::stochastic});
 }
 
 // dst (already sized to n = dst.size()) = int32 sums acc, of exponent `exponent`, requantized with the
@@ -97,22 +78,12 @@ void requantize_dynamic(runtime& rt, const device_buffer<std::int32_t>& acc, con
   if (acc.size() < n) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums are fewer than the tensor");
   if (!exponent.a) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums' exponent has no source");
   detail::enqueue_max_abs<std::int32_t, Int>(rt, acc, n, dst.max_scratch);
-  cl::Kernel k = rt.kernel(detail::quantize_program<Int>(rt), "requantize");
-  cl_uint a = 0;
-  const auto arg = [&](const auto& v) { check(k.setArg(a++, v), "requantize argument"); };
-  arg(acc.handle());
-  arg(detail::checked_count(n));
-  arg(exponent.a->handle());
-  arg(exponent.b ? exponent.b->handle() : exponent.a->handle());  // not read without a second source
-  arg(static_cast<cl_int>(exponent.b ? 1 : 0));
-  arg(static_cast<cl_int>(exponent.constant));
-  arg(dst.max_scratch.handle());
-  arg(dst.data.handle());
-  arg(dst.exp.handle());
-  arg(static_cast<cl_int>(format_traits<Format>::operand_max));
-  arg(static_cast<cl_uint>(rnd.key));
-  arg(static_cast<cl_int>(mode == rounding::stochastic));
-  check(rt.queue().enqueueNDRangeKernel(k, cl::NullRange, detail::elementwise_range(n)), "enqueueing requantize");
+  // Without a second exponent source the kernel does not read exp_b: any valid buffer will do.
+  detail::launch(rt, detail::quantize_program<Int>(rt), "requantize", n, acc.handle(), detail::checked_count(n),
+                 exponent.a->handle(), (exponent.b ? exponent.b : exponent.a)->handle(), cl_int{exponent.b != nullptr},
+                 cl_int{exponent.constant}, dst.max_scratch.handle(), dst.data.handle(), dst.exp.handle(),
+                 cl_int{format_traits<Format>::operand_max}, static_cast<cl_uint>(rnd.key),
+                 cl_int{mode == rounding::stochastic});
 }
 
 }  // namespace pbnn::opencl

@@ -1,0 +1,99 @@
+#pragma once
+// The convolution's and pooling's data movement on an OpenCL device (kernels/conv_cl.hpp): im2col,
+// col2im, max pooling with its arg-max and the gradient routed back through it. Each call enqueues
+// one kernel and waits for none.
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/kernels/conv_cl.hpp"
+#include "pbnn/opencl/launch.hpp"
+
+namespace pbnn::opencl {
+
+// An image batch's geometry under a k x k kernel (channels-last images).
+struct conv_geometry {
+  std::size_t batch = 1, height = 1, width = 1, channels = 1, kernel = 1, stride = 1, pad = 0;
+  std::size_t out_height() const { return (height + 2 * pad - kernel) / stride + 1; }
+  std::size_t out_width() const { return (width + 2 * pad - kernel) / stride + 1; }
+  std::size_t cols_size() const { return batch * out_height() * out_width() * kernel * kernel * channels; }
+  std::size_t image_size() const { return batch * height * width * channels; }
+};
+
+namespace detail {
+
+template <class T>
+const cl::Program& conv_program(runtime& rt) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t> ||
+                    std::is_same_v<T, std::int32_t>,
+                "pbnn::opencl: images hold float, int8, int16 or int32 values");
+  const char* name = std::is_same_v<T, float>          ? "float"
+                     : std::is_same_v<T, std::int8_t>  ? "char"
+                     : std::is_same_v<T, std::int16_t> ? "short"
+                                                       : "int";
+  return rt.program(kernels::conv_source, fmt::format("-DTQ={}", name));
+}
+
+inline void check_geometry(const conv_geometry& g) {
+  if (g.kernel == 0 || g.stride == 0 || g.height + 2 * g.pad < g.kernel || g.width + 2 * g.pad < g.kernel)
+    throw std::invalid_argument(fmt::format("pbnn::opencl: a {}x{} kernel (stride {}, padding {}) does not fit a {}x{} image",
+                                            g.kernel, g.kernel, g.stride, g.pad, g.height, g.width));
+}
+
+inline cl_int as_int(std::size_t v) {
+  if (v > 0x7fffffff) throw std::invalid_argument("pbnn::opencl: a dimension exceeds 2^31");
+  return static_cast<cl_int>(v);
+}
+
+}  // namespace detail
+
+template <class T>
+void im2col(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, device_buffer<T>& cols) {
+  detail::check_geometry(g);
+  cols.resize(rt, g.cols_size());
+  using detail::as_int;
+  detail::launch(rt, detail::conv_program<T>(rt), "im2col", g.cols_size(), x.handle(), as_int(g.batch),
+                 as_int(g.height), as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride),
+                 as_int(g.pad), as_int(g.out_height()), as_int(g.out_width()), cols.handle());
+}
+
+template <class T>
+void col2im(runtime& rt, const device_buffer<T>& dcols, const conv_geometry& g, device_buffer<T>& dx) {
+  detail::check_geometry(g);
+  dx.resize(rt, g.image_size());
+  using detail::as_int;
+  detail::launch(rt, detail::conv_program<T>(rt), "col2im", g.image_size(), dcols.handle(), as_int(g.batch),
+                 as_int(g.height), as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride),
+                 as_int(g.pad), as_int(g.out_height()), as_int(g.out_width()), dx.handle());
+}
+
+// y = max over size x size windows (height and width multiples of size); argmax kept if given.
+template <class T>
+void max_pool(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, std::size_t size, device_buffer<T>& y,
+              device_buffer<std::uint8_t>* argmax) {
+  if (size == 0 || size > 15 || g.height % size || g.width % size)
+    throw std::invalid_argument(fmt::format("pbnn::opencl::max_pool: {}x{} windows do not tile a {}x{} image", size, size,
+                                            g.height, g.width));
+  const std::size_t n = g.batch * (g.height / size) * (g.width / size) * g.channels;
+  y.resize(rt, n);
+  if (argmax) argmax->resize(rt, n);
+  using detail::as_int;
+  detail::launch(rt, detail::conv_program<T>(rt), "max_pool", n, x.handle(), as_int(g.batch), as_int(g.height),
+                 as_int(g.width), as_int(g.channels), as_int(size), y.handle(), argmax ? argmax->handle() : y.handle(),
+                 cl_int{argmax != nullptr});
+}
+
+template <class T>
+void max_pool_grad(runtime& rt, const device_buffer<T>& dy, const device_buffer<std::uint8_t>& argmax,
+                   const conv_geometry& g, std::size_t size, device_buffer<T>& dx) {
+  dx.resize(rt, g.image_size());
+  using detail::as_int;
+  detail::launch(rt, detail::conv_program<T>(rt), "max_pool_grad", g.image_size(), dy.handle(), argmax.handle(),
+                 as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels), as_int(size), dx.handle());
+}
+
+}  // namespace pbnn::opencl
