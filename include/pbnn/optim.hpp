@@ -58,18 +58,34 @@ void adam_kernel(float* w, float* m, float* v, const G* grad, std::size_t n, flo
 }
 }  // namespace detail
 
-// p[i] = next(i, p[i]) for every element, threaded, stored through parameter::store (binarized
-// parameters clipped to [-1, 1]; fixed formats round stochastically and count saturation).
-template <class F, class Next>
-void apply_update(parameter<F>& p, Next next, saturation_counter& sat, stream rnd) {
+// Runs update(w, begin, end) over [0, n) in threads, with w the parameter's real values: the values
+// themselves in fp32, a float copy in fixed formats, stored back with stochastic rounding
+// (parameter::store_range: binarized P clipped to [-1, 1], saturation counted) when done.
+template <class F, class Update>
+void update_real_values(parameter<F>& p, Update update, saturation_counter& sat, stream rnd) {
+  const std::size_t n = p.size();
+  float* w = nullptr;
+  if constexpr (!is_fixed_v<F>) {
+    w = p.value.data();
+  } else {
+    static thread_local aligned_vector<float> real;  // scratch, reused across steps
+    real.resize(n);
+    w = real.data();
+  }
   std::uint64_t events = 0;
-  detail::parallel_chunks(p.size(), [&](std::size_t begin, std::size_t end) {
+  detail::parallel_chunks(n, [&](std::size_t begin, std::size_t end) {
     const detail::denormals_flushed ftz;
-    saturation_counter local;
-    for (std::size_t i = begin; i < end; ++i)
-      p.store(i, next(i, p.real(i)), is_fixed_v<F> ? rnd.uniform(static_cast<std::uint32_t>(i)) : 0.0f, local);
+    if constexpr (is_fixed_v<F>) {
+      const float sc = std::ldexp(1.0f, p.exp);
+      for (std::size_t i = begin; i < end; ++i) w[i] = static_cast<float>(p.value[i]) * sc;
+    }
+    update(w, begin, end);
+    if constexpr (is_fixed_v<F>) {
+      saturation_counter local;
+      p.store_range(w, begin, end, rnd, local);
 #pragma omp atomic
-    events += local.events;
+      events += local.events;
+    }
   });
   sat.events += events;
 }
@@ -95,6 +111,17 @@ struct adam {
       fn("v", v);
     }
   };
+  // The step's bias-corrected step size and 1 / sqrt(1 - beta2^step), for a parameter of this role.
+  struct step_coefficients {
+    float step_size, rc2;
+  };
+  step_coefficients coefficients(param_role role, long step) const {
+    const float c1 = 1.0f - std::pow(beta1, static_cast<float>(step));
+    const float c2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+    return {rate(role) / c1, 1.0f / std::sqrt(c2)};
+  }
+  float rate(param_role role) const { return role == param_role::binarized ? lr * binarized_lr_scale : lr; }
+
   template <class F>
   void update(parameter<F>& p, state& s, long step, saturation_counter& sat, stream rnd) const {
     const std::size_t n = p.size();
@@ -102,43 +129,21 @@ struct adam {
       s.m.assign(n, 0.0f);
       s.v.assign(n, 0.0f);
     }
-    const float c1 = 1.0f - std::pow(beta1, static_cast<float>(step));
-    const float c2 = 1.0f - std::pow(beta2, static_cast<float>(step));
-    const float rate = p.role == param_role::binarized ? lr * binarized_lr_scale : lr;
-    const float step_size = rate / c1, rc2 = 1.0f / std::sqrt(c2);
+    const auto [step_size, rc2] = coefficients(p.role, step);
     const float b1 = beta1, b2 = beta2, e = eps;
     float* __restrict m = s.m.data();
     float* __restrict v = s.v.data();
-    // A plain kernel per thread, so that it vectorizes. fp32 updates the values in place; fixed
-    // formats update a real copy, then store it back with stochastic rounding.
-    const bool clip = p.role == param_role::binarized;
+    const float bound = p.role == param_role::binarized ? 1.0f : 3.0e38f;  // binarized P stays in [-1, 1]
     const float gs = p.grad_scale;
     const auto* grad = p.grad.data();
-    float* w = nullptr;
-    if constexpr (!is_fixed_v<F>) {
-      w = p.value.data();
-    } else {
-      static thread_local aligned_vector<float> real;  // scratch, reused across steps
-      real.resize(n);
-      w = real.data();
-    }
-    std::uint64_t events = 0;
-    detail::parallel_chunks(n, [&](std::size_t begin, std::size_t end) {
-      const detail::denormals_flushed ftz;
-      if constexpr (is_fixed_v<F>) {
-        const float sc = std::ldexp(1.0f, p.exp);
-        for (std::size_t i = begin; i < end; ++i) w[i] = static_cast<float>(p.value[i]) * sc;
-      }
-      detail::adam_kernel(w + begin, m + begin, v + begin, grad + begin, end - begin, gs, b1, b2, step_size, rc2, e,
-                          clip ? 1.0f : 3.0e38f);
-      if constexpr (is_fixed_v<F>) {
-        saturation_counter local;
-        p.store_range(w, begin, end, rnd, local);
-#pragma omp atomic
-        events += local.events;
-      }
-    });
-    sat.events += events;
+    // A plain kernel per thread, so that it vectorizes.
+    update_real_values(
+        p,
+        [=](float* w, std::size_t begin, std::size_t end) {
+          detail::adam_kernel(w + begin, m + begin, v + begin, grad + begin, end - begin, gs, b1, b2, step_size, rc2,
+                              e, bound);
+        },
+        sat, rnd);
   }
 };
 
@@ -146,6 +151,8 @@ struct sgd {
   static constexpr const char* name = "sgd";
   float lr = 0.01f, momentum = 0.9f;
   float binarized_lr_scale = 1.0f;  // learning-rate multiplier for the P of binarized layers
+
+  float rate(param_role role) const { return role == param_role::binarized ? lr * binarized_lr_scale : lr; }
 
   struct state {
     aligned_vector<float> velocity;
@@ -164,13 +171,17 @@ struct sgd {
     if (s.velocity.size() != n) s.velocity.assign(n, 0.0f);
     float* vel = s.velocity.data();
     const auto* grad = p.grad.data();
-    const float gs = p.grad_scale, mom = momentum;
-    const float rate = p.role == param_role::binarized ? lr * binarized_lr_scale : lr;
-    auto next = [=](std::size_t i, float x) {
-      vel[i] = mom * vel[i] + static_cast<float>(grad[i]) * gs;
-      return x - rate * vel[i];
-    };
-    apply_update(p, next, sat, rnd);
+    const float gs = p.grad_scale, mom = momentum, step = rate(p.role);
+    const float bound = p.role == param_role::binarized ? 1.0f : 3.0e38f;
+    update_real_values(
+        p,
+        [=](float* w, std::size_t begin, std::size_t end) {
+          for (std::size_t i = begin; i < end; ++i) {
+            vel[i] = mom * vel[i] + static_cast<float>(grad[i]) * gs;
+            w[i] = std::clamp(w[i] - step * vel[i], -bound, bound);
+          }
+        },
+        sat, rnd);
   }
 };
 

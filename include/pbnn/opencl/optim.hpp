@@ -1,0 +1,82 @@
+#pragma once
+// Adam and SGD with momentum on an OpenCL device, with the CPU optimizers' hyper-parameters
+// (pbnn::adam, pbnn::sgd) and the same update (kernels/optim_cl.hpp). The state is fp32 device
+// buffers beside the parameter; saturation events accumulate in a device counter. Each update
+// enqueues one kernel and waits for none.
+#include <cstdint>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "pbnn/optim.hpp"
+#include "pbnn/opencl/kernels/optim_cl.hpp"
+#include "pbnn/opencl/launch.hpp"
+#include "pbnn/opencl/parameter.hpp"
+
+namespace pbnn::opencl {
+
+namespace detail {
+
+// Division and square root correctly rounded where the device can (OpenCL allows 2.5 and 3 ulp
+// otherwise), as they are on the CPU.
+inline std::string correctly_rounded_option(runtime& rt) {
+  cl_device_fp_config config = 0;
+  rt.device().device.getInfo(CL_DEVICE_SINGLE_FP_CONFIG, &config);
+  return (config & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "";
+}
+
+template <class F>
+const cl::Program& optim_program(runtime& rt) {
+  using S = storage_t<F>;
+  const char* tq = is_fixed_v<F> ? (sizeof(S) == 1 ? "char" : "short") : "float";
+  return rt.program(kernels::optim_source, fmt::format("-DTQ={} -DTG={} -DFIXED={}{}", tq, is_fixed_v<F> ? "int" : "float",
+                                                       is_fixed_v<F> ? 1 : 0, correctly_rounded_option(rt)));
+}
+
+template <class F>
+cl_int param_max() {
+  if constexpr (is_fixed_v<F>) return format_traits<F>::param_max;
+  else return 0;
+}
+
+inline float bound_of(param_role role) { return role == param_role::binarized ? 1.0f : 3.0e38f; }
+
+// Zero-filled buffers of n elements where they are not already of that size (state, counters).
+template <class T>
+void ensure_zeroed(runtime& rt, device_buffer<T>& b, std::size_t n, const char* what) {
+  if (b.size() == n) return;
+  b.resize(rt, n);
+  check(rt.queue().enqueueFillBuffer(b.handle(), T{0}, 0, n * sizeof(T)), what);
+}
+
+}  // namespace detail
+
+// One Adam step (the step-th) of p with moments m and v (sized and zeroed on first use).
+template <class F>
+void adam_update(runtime& rt, const adam& opt, device_parameter<F>& p, device_buffer<float>& m, device_buffer<float>& v,
+                 long step, stream rnd, device_buffer<std::uint32_t>& saturation) {
+  const std::size_t n = p.size();
+  detail::ensure_zeroed(rt, m, n, "clearing Adam's first moments");
+  detail::ensure_zeroed(rt, v, n, "clearing Adam's second moments");
+  detail::ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
+  const auto [step_size, rc2] = opt.coefficients(p.role, step);
+  detail::launch(rt, detail::optim_program<F>(rt), "adam", n, p.value.handle(), cl_int{p.exp}, m.handle(), v.handle(),
+                 p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.beta1, opt.beta2,
+                 step_size, rc2, opt.eps, detail::bound_of(p.role), detail::param_max<F>(),
+                 static_cast<cl_uint>(rnd.key), cl_int{p.role != param_role::binarized}, saturation.handle());
+}
+
+// One SGD step of p with its velocity (sized and zeroed on first use).
+template <class F>
+void sgd_update(runtime& rt, const sgd& opt, device_parameter<F>& p, device_buffer<float>& velocity, stream rnd,
+                device_buffer<std::uint32_t>& saturation) {
+  const std::size_t n = p.size();
+  detail::ensure_zeroed(rt, velocity, n, "clearing the velocity");
+  detail::ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
+  detail::launch(rt, detail::optim_program<F>(rt), "sgd", n, p.value.handle(), cl_int{p.exp}, velocity.handle(),
+                 p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.momentum,
+                 opt.rate(p.role), detail::bound_of(p.role), detail::param_max<F>(), static_cast<cl_uint>(rnd.key),
+                 cl_int{p.role != param_role::binarized}, saturation.handle());
+}
+
+}  // namespace pbnn::opencl
