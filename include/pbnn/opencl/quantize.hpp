@@ -35,8 +35,8 @@ inline constexpr std::size_t reduction_group = 256;  // RED_WG of quantize_cl.hp
 
 template <class Int>
 const cl::Program& quantize_program(runtime& rt) {
-  static_assert(sizeof(Int) == 1 || sizeof(Int) == 2, "pbnn::opencl: fixed formats store int8 or int16");
-  return rt.program(kernels::quantize_source, sizeof(Int) == 1 ? "-DTQ=char" : "-DTQ=short");
+  static_assert(sizeof(Int) == 1 || sizeof(Int) == 2 || sizeof(Int) == 4, "pbnn::opencl: quantizing into int8, int16 or int32");
+  return rt.program(kernels::quantize_source, sizeof(Int) == 1 ? "-DTQ=char" : sizeof(Int) == 2 ? "-DTQ=short" : "-DTQ=int");
 }
 
 // Zeroes scratch, then reduces max |x| of n values into it.
@@ -53,19 +53,27 @@ void enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, devi
 
 }  // namespace detail
 
+// dst[0, n) = src quantized into Int with the exponent (written to exp) that maps the largest
+// magnitude to at most qmax (pbnn::quantize_dynamic); max_scratch holds one uint.
+template <class Int>
+void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, device_buffer<Int>& dst,
+                   device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd,
+                   device_buffer<std::uint32_t>& max_scratch) {
+  if (src.size() < n || dst.size() < n || exp.size() != 1)
+    throw std::invalid_argument("pbnn::opencl::quantize_into: buffers smaller than the count");
+  max_scratch.resize(rt, 1);
+  detail::enqueue_max_abs<float, Int>(rt, src, n, max_scratch);
+  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
+                 max_scratch.handle(), dst.handle(), exp.handle(), cl_int{qmax}, static_cast<cl_uint>(rnd.key),
+                 cl_int{mode == rounding::stochastic});
+}
+
 // dst (already sized to n = dst.size()) = src quantized with the exponent that maps its largest
 // magnitude to at most the format's operand_max (pbnn::quantize_dynamic).
 template <class Format>
 void quantize_dynamic(runtime& rt, const device_buffer<float>& src, device_tensor<Format>& dst, rounding mode,
                       stream rnd) {
-  using Int = storage_t<Format>;
-  const std::size_t n = dst.size();
-  if (src.size() < n) throw std::invalid_argument("pbnn::opencl::quantize_dynamic: the source is smaller than the tensor");
-  detail::enqueue_max_abs<float, Int>(rt, src, n, dst.max_scratch);
-  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
-                 dst.max_scratch.handle(), dst.data.handle(), dst.exp.handle(),
-                 cl_int{format_traits<Format>::operand_max}, static_cast<cl_uint>(rnd.key),
-                 cl_int{mode == rounding::stochastic});
+  quantize_into(rt, src, dst.size(), dst.data, dst.exp, format_traits<Format>::operand_max, mode, rnd, dst.max_scratch);
 }
 
 // dst (already sized to n = dst.size()) = int32 sums acc, of exponent `exponent`, requantized with the

@@ -7,7 +7,7 @@
 //   requantize  int32 sums (value = acc 2^(exp_a [+ exp_b] + exp_c)) -> TQ with the smallest shift >= 0
 //               that fits qmax; nearest-even or stochastic rounding
 //   quantize    floats -> TQ with the exponent that maps the largest magnitude to at most qmax
-// Build options: -DTQ=char|short.
+// Build options: -DTQ=char|short|int.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* quantize_source = R"CLC(
@@ -83,9 +83,10 @@ __kernel void requantize(__global const int* acc, const uint n, __global const i
 // pbnn::detail::exponent_for(maxabs, qmax): the smallest e with ceil(maxabs 2^-e) <= qmax.
 int exponent_for(float maxabs, int qmax) {
   if (!(maxabs > 0.0f) || isinf(maxabs)) return 0;
+  // Compared as integers: (float)qmax rounds up for qmax = 2^30 - 1 (int32 gradients).
   int e = (int)ceil(log2(maxabs / (float)qmax));
-  while (ceil(ldexp(maxabs, -e)) > (float)qmax) ++e;
-  while (ceil(ldexp(maxabs, -(e - 1))) <= (float)qmax) --e;
+  while ((long)ceil(ldexp(maxabs, -e)) > (long)qmax) ++e;
+  while ((long)ceil(ldexp(maxabs, -(e - 1))) <= (long)qmax) --e;
   return e;
 }
 

@@ -1,0 +1,142 @@
+#pragma once
+// OpenCL C 1.2 source of batch normalization over channels (layers/batch_norm.hpp): x is n positions
+// (samples x H x W) of C channels, channels-last. One work-group per channel reduces over the
+// positions; element-wise kernels apply the per-channel results. Fixed formats sum x and x^2 in
+// 64-bit integers (exact, like the CPU's double sums of integers); fp32 sums in float, in another
+// order than the CPU, so its statistics agree to rounding only.
+// Build options: -DTQ=float|char|short, -DFIXED=0|1.
+namespace pbnn::opencl::kernels {
+
+inline constexpr const char* batch_norm_source = R"CLC(
+#ifndef RED_WG
+#define RED_WG 256
+#endif
+#if FIXED
+typedef long TSUM;
+#else
+typedef float TSUM;
+#endif
+
+// Sums a and b over the work-group into slot 0 of la and lb (uniform barriers).
+#define DEFINE_GROUP_SUM2(NAME, T)                                   \
+  void NAME(T a, T b, __local T* la, __local T* lb) {                \
+    const int lid = get_local_id(0);                                 \
+    la[lid] = a;                                                     \
+    lb[lid] = b;                                                     \
+    barrier(CLK_LOCAL_MEM_FENCE);                                    \
+    for (int s = RED_WG / 2; s > 0; s >>= 1) {                       \
+      if (lid < s) {                                                 \
+        la[lid] += la[lid + s];                                      \
+        lb[lid] += lb[lid + s];                                      \
+      }                                                              \
+      barrier(CLK_LOCAL_MEM_FENCE);                                  \
+    }                                                                \
+  }
+DEFINE_GROUP_SUM2(group_sum2, TSUM)
+DEFINE_GROUP_SUM2(group_sum2_float, float)
+
+// Per channel c (work-group c): mean and 1/sigma (batch statistics in training and calibration,
+// running ones in evaluation), running statistics updated with weight m_run (mode 0: training,
+// 1: calibration; 2: evaluation, no update), and the affine (scale, shift) of y = scale x + shift
+// and the threshold comparison (tscale x > tshift) of sign(y), with x = data 2^x_exp.
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint npos, const uint C,
+                   __global const TQ* gamma, __global const TQ* beta, const int param_exp, const float eps,
+                   const float m_run, const int mode, __global float* running_mean, __global float* running_var,
+                   __global float* mean, __global float* invstd, __global float* scale, __global float* shift,
+                   __global float* tscale, __global float* tshift) {
+  __local TSUM l1[RED_WG], l2[RED_WG];
+  const uint c = get_group_id(0);
+  const int lid = get_local_id(0);
+  TSUM s1 = 0, s2 = 0;
+  if (mode != 2)
+    for (uint p = lid; p < npos; p += RED_WG) {
+      const TSUM v = (TSUM)x[(size_t)p * C + c];
+      s1 += v;
+      s2 += v * v;
+    }
+  group_sum2(s1, s2, l1, l2);
+  if (lid != 0) return;
+  const float xs = ldexp(1.0f, x_exp[0]);
+  float mu, is;
+  if (mode == 2) {
+    mu = running_mean[c];
+    is = 1.0f / sqrt(running_var[c] + eps);
+  } else {
+    const float n = (float)npos;
+    const float m = (float)l1[0] / n, var = fmax(0.0f, (float)l2[0] / n - m * m);
+    mu = m * xs;
+    const float var_real = var * xs * xs;
+    is = 1.0f / sqrt(var_real + eps);
+    const float unbiased = npos > 1 ? var_real * n / (n - 1.0f) : var_real;
+    running_mean[c] = (1.0f - m_run) * running_mean[c] + m_run * mu;
+    running_var[c] = (1.0f - m_run) * running_var[c] + m_run * unbiased;
+  }
+  mean[c] = mu;
+  invstd[c] = is;
+  const float ps = ldexp(1.0f, param_exp), g = (float)gamma[c] * ps, be = (float)beta[c] * ps;
+  scale[c] = g * is * xs;
+  shift[c] = be - g * is * mu;
+  const float t = g != 0.0f ? mu - be / (g * is) : 0.0f;
+  tscale[c] = g > 0.0f ? xs : g < 0.0f ? -xs : 0.0f;
+  tshift[c] = g > 0.0f ? t : g < 0.0f ? -t : (be > 0.0f ? -1.0f : 1.0f);
+}
+
+__kernel void bn_affine(__global const TQ* x, const uint n, const uint C, __global const float* scale,
+                        __global const float* shift, __global float* y) {
+  const uint i = get_global_id(0);
+  if (i >= n) return;
+  const uint c = i % C;
+  y[i] = scale[c] * (float)x[i] + shift[c];
+}
+
+// sign(BN(x)) by comparison: +1 where tscale x > tshift, else -1; exponent 0.
+__kernel void bn_threshold(__global const TQ* x, const uint n, const uint C, __global const float* tscale,
+                           __global const float* tshift, __global TQ* out, __global int* out_exp) {
+  const uint i = get_global_id(0);
+  if (i == 0) out_exp[0] = 0;
+  if (i >= n) return;
+  const uint c = i % C;
+  out[i] = tscale[c] * (float)x[i] > tshift[c] ? (TQ)1 : (TQ)-1;
+}
+
+// Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp.
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
+                    __global const int* dy_exp, const uint npos, const uint C, __global const float* mean,
+                    __global const float* invstd, __global float* dgamma, __global float* dbeta) {
+  __local float l1[RED_WG], l2[RED_WG];
+  const uint c = get_group_id(0);
+  const int lid = get_local_id(0);
+  const float a = ldexp(1.0f, x_exp[0]) * invstd[c], b = -mean[c] * invstd[c], gs = ldexp(1.0f, dy_exp[0]);
+  float s1 = 0.0f, s2 = 0.0f;
+  for (uint p = lid; p < npos; p += RED_WG) {
+    const size_t i = (size_t)p * C + c;
+    const float g = (float)dy[i] * gs;
+    s1 += g * ((float)x[i] * a + b);
+    s2 += g;
+  }
+  group_sum2_float(s1, s2, l1, l2);
+  if (lid == 0) {
+    dgamma[c] = l1[0];
+    dbeta[c] = l2[0];
+  }
+}
+
+// dx = gamma invstd (g - (dbeta + xhat dgamma) / n), in float.
+__kernel void bn_grad_input(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
+                            __global const int* dy_exp, const uint n, const uint C, __global const TQ* gamma,
+                            const int param_exp, __global const float* mean, __global const float* invstd,
+                            __global const float* dgamma, __global const float* dbeta, __global float* dx) {
+  const uint i = get_global_id(0);
+  if (i >= n) return;
+  const uint c = i % C;
+  const float is = invstd[c];
+  const float xhat = (float)x[i] * (ldexp(1.0f, x_exp[0]) * is) + (-mean[c] * is);
+  const float g = (float)dy[i] * ldexp(1.0f, dy_exp[0]);
+  const float k = (float)gamma[c] * ldexp(1.0f, param_exp) * is;
+  dx[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
+}
+)CLC";
+
+}  // namespace pbnn::opencl::kernels

@@ -1,0 +1,116 @@
+// Batch norm on the device against the CPU layer, in training, evaluation and as a threshold, with
+// its backward pass. The statistics are float computations in another order than the CPU's double
+// ones, so values agree to a relative 1e-4 (fp32), or within one step of the format (fixed; the
+// exponents equal); threshold signs may differ only where BN(x) is within rounding of zero.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include <pbnn/layers/batch_norm.hpp>
+#include <pbnn/opencl/batch_norm.hpp>
+#include <pbnn/policy.hpp>
+
+#include "opencl/opencl_device.hpp"
+
+namespace {
+
+using namespace pbnn;
+
+template <class F>
+batch_tensor<F> random_tensor(std::size_t rows, std::size_t cols, float lo, float hi, rng& g) {
+  std::vector<float> real(rows * cols);
+  for (auto& v : real) v = g.uniform(lo, hi);
+  batch_tensor<F> t;
+  t.resize(rows, cols);
+  if constexpr (is_fixed_v<F>)
+    t.exp = quantize_dynamic(real.data(), real.size(), t.data.data(), format_traits<F>::operand_max,
+                             rounding::nearest_even, stream{});
+  else
+    std::copy(real.begin(), real.end(), t.data.data());
+  return t;
+}
+
+// Values of the device tensor against the CPU's: same exponent, each within tol (relative, fp32)
+// or one step (fixed).
+template <class F>
+void check_close(opencl::runtime& rt, const opencl::device_tensor<F>& d, const batch_tensor<F>& h, float tol) {
+  CHECK(d.download_exp(rt) == h.exp);
+  const auto got = d.data.download(rt);
+  REQUIRE(got.size() == h.size());
+  float scale = 0;
+  for (std::size_t i = 0; i < h.size(); ++i) scale = std::max(scale, std::fabs(static_cast<float>(h.data.data()[i])));
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const float diff = std::fabs(static_cast<float>(got[i]) - static_cast<float>(h.data.data()[i]));
+    bad += is_fixed_v<F> ? diff > 1.0f : diff > tol * scale;
+  }
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_norm]", fp32, fixed<8>, fixed<16>) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  constexpr std::size_t B = 6, C = 5, H = 4, W = 3;
+  batch_norm_layer<policy<TestType, progressive<>>, shape<C, H, W>, 0> bn;
+  rng g(41);
+  bn.init(g);
+  saturation_counter sat;
+  const float gammas[C] = {1.3f, -0.8f, 0.0f, 0.5f, 2.0f}, betas[C] = {0.25f, -0.5f, 0.75f, 0.0f, -1.0f};
+  for (std::size_t c = 0; c < C; ++c) {
+    bn.gamma().store(c, gammas[c], 0.0f, sat);
+    bn.beta().store(c, betas[c], 0.0f, sat);
+  }
+  const auto x = random_tensor<TestType>(B, H * W * C, -1.5f, 2.5f, g);
+  const auto dy = random_tensor<TestType>(B, H * W * C, -0.3f, 0.3f, g);
+
+  opencl::device_batch_norm<TestType> dbn(*rt, C);
+  auto gamma = opencl::device_parameter<TestType>::from_host(*rt, bn.gamma());
+  auto beta = opencl::device_parameter<TestType>::from_host(*rt, bn.beta());
+  opencl::device_tensor<TestType> x_dev, ddy, dout, ddx;
+  x_dev.upload(*rt, B, H * W * C, x.data.data(), x.exp);
+  ddy.upload(*rt, B, H * W * C, dy.data.data(), dy.exp);
+
+  // Training: batch statistics, output, running statistics.
+  context ctx;
+  batch_tensor<TestType> y, dx, signs;
+  bn.forward(x, y, ctx);
+  dbn.statistics(*rt, x_dev, gamma, beta, mode::train);
+  dbn.forward(*rt, x_dev, dout);
+  check_close(*rt, dout, y, 1e-4f);
+  const auto rm = dbn.running_mean.download(*rt), rv = dbn.running_var.download(*rt);
+  for (std::size_t c = 0; c < C; ++c) {
+    CHECK(rm[c] == Approx(bn.running_mean()[c]).epsilon(1e-4).margin(1e-6));
+    CHECK(rv[c] == Approx(bn.running_var()[c]).epsilon(1e-4));
+  }
+
+  // Backward: gamma's and beta's gradients and dx.
+  rng draws = g;
+  ctx.gen = &g;
+  bn.backward(x, y, dy, &dx, ctx);
+  dbn.backward(*rt, x_dev, ddy, gamma, beta, &ddx, make_stream(draws));
+  check_close(*rt, ddx, dx, 1e-4f);
+  for (auto* pair : {&gamma, &beta}) {
+    const auto& host = pair == &gamma ? bn.gamma() : bn.beta();
+    const auto grads = pair->grad.download(*rt);
+    const float scale = std::ldexp(1.0f, pair->grad_exp.download(*rt).at(0)) * pair->grad_factor;
+    for (std::size_t c = 0; c < C; ++c)
+      CHECK(static_cast<float>(grads[c]) * scale == Approx(host.gradient(c)).epsilon(1e-4).margin(1e-5));
+  }
+
+  // Threshold in evaluation (running statistics), against the CPU's.
+  context eval;
+  eval.mode = mode::eval;
+  bn.sign_by_threshold(x, signs, eval);
+  dbn.statistics(*rt, x_dev, gamma, beta, mode::eval);
+  dbn.threshold(*rt, x_dev, dout);
+  const auto got = dout.data.download(*rt);
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) differ += got[i] != signs.data.data()[i];
+  CHECK(differ <= got.size() / 200);
+  CHECK(dout.download_exp(*rt) == 0);
+}
