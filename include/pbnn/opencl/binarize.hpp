@@ -15,6 +15,7 @@
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/quantize.hpp"
 #include "pbnn/opencl/tensor.hpp"
+#include "pbnn/quantize.hpp"
 #include "pbnn/random.hpp"
 
 namespace pbnn::opencl {
@@ -79,6 +80,18 @@ void progressive_grad(runtime& rt, const device_tensor<F>& x, const device_tenso
   detail::launch(rt, detail::binarize_program<F>(rt), "progressive_grad", dy.size(), x.data.handle(), x.exp.handle(),
                  dy.data.handle(), dy.exp.handle(), detail::checked_count(dy.size()), v, 1.0f / v, cl_int{k},
                  dx.data.handle(), dx.exp.handle(), static_cast<cl_uint>(rnd.key));
+}
+
+// Weights kept real as GEMM operands (fixed: P shifted into the operand range), with their exponent.
+template <class F>
+void real_weights(runtime& rt, const device_buffer<storage_t<F>>& value, int value_exp, std::size_t n,
+                  device_buffer<storage_t<F>>& out, device_buffer<int>& exp_out) {
+  int shift = 0;
+  if constexpr (is_fixed_v<F>)
+    shift = pbnn::detail::shift_for(static_cast<std::uint64_t>(format_traits<F>::param_max), format_traits<F>::operand_max, 0);
+  out.resize(rt, std::max(out.size(), n));
+  detail::launch(rt, detail::binarize_program<F>(rt), "real_weights", n, value.handle(), cl_int{value_exp},
+                 detail::checked_count(n), cl_int{shift}, out.handle(), exp_out.handle());
 }
 
 // Progressive weights: the gradient of P is zero where |v P| > 1 (P = value 2^value_exp).

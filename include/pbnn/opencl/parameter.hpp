@@ -24,6 +24,7 @@ struct device_parameter {
   std::string name;
   param_role role = param_role::real;
   int exp = 0;  // value = q 2^exp (fixed formats), as parameter<Format>::exp
+  device_buffer<int> value_exp;  // the same exponent on the device, for kernels that read tensors' exponents
   device_buffer<value_type> value;
   device_buffer<grad_type> grad;
   device_buffer<int> grad_exp;  // one int
@@ -38,6 +39,7 @@ struct device_parameter {
     d.name = p.name;
     d.role = p.role;
     d.exp = p.exp;
+    d.value_exp.upload(rt, &p.exp, 1);
     d.value.upload(rt, p.value.data(), p.size());
     d.grad.upload(rt, p.grad.data(), p.size());
     int e = 0;

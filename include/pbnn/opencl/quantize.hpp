@@ -53,6 +53,14 @@ void enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, devi
 
 }  // namespace detail
 
+// out = the exponent sum (one int), on the device.
+inline void sum_exponents(runtime& rt, const exponent_sum& e, device_buffer<int>& out) {
+  if (!e.a) throw std::invalid_argument("pbnn::opencl::sum_exponents: no exponent source");
+  out.resize(rt, 1);
+  detail::launch(rt, detail::quantize_program<std::int8_t>(rt), "sum_exponents", 1, e.a->handle(),
+                 (e.b ? e.b : e.a)->handle(), cl_int{e.b != nullptr}, cl_int{e.constant}, out.handle());
+}
+
 // dst[0, n) = src quantized into Int with the exponent (written to exp) that maps the largest
 // magnitude to at most qmax (pbnn::quantize_dynamic); max_scratch holds one uint.
 template <class Int>

@@ -84,6 +84,21 @@ __kernel void progressive_grad(__global const TQ* x, __global const int* x_exp, 
 #endif
 }
 
+// Weights kept real, as GEMM operands: P requantized to the operand range by a right shift, rounded
+// to nearest even (pbnn::detail::real_weights); exp_out = value_exp + shift.
+__kernel void real_weights(__global const TQ* in, const int value_exp, const uint n, const int shift, __global TQ* out,
+                           __global int* exp_out) {
+  const uint i = get_global_id(0);
+  if (i == 0) exp_out[0] = value_exp + shift;
+  if (i >= n) return;
+#if IS_FLOAT
+  out[i] = in[i];
+#else
+  const int v = in[i];
+  out[i] = shift == 0 ? (TQ)v : (TQ)((v + (1 << (shift - 1)) - 1 + ((v >> shift) & 1)) >> shift);
+#endif
+}
+
 // Progressive weights' gradient mask: zero where |v P| > 1 (P = value 2^value_exp).
 __kernel void mask_saturated(__global const TQ* value, const int value_exp, const uint n, const float inv_v,
                              __global TG* grad) {

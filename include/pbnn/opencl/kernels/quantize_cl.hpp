@@ -80,6 +80,12 @@ __kernel void requantize(__global const int* acc, const uint n, __global const i
   dst[i] = (TQ)clamp(q, (long)-qmax, (long)qmax);
 }
 
+// out = exp_a [+ exp_b] + exp_c: the exponent of a product's int32 sums (a weight gradient's scale).
+__kernel void sum_exponents(__global const int* exp_a, __global const int* exp_b, const int use_b, const int exp_c,
+                            __global int* out) {
+  if (get_global_id(0) == 0) out[0] = exp_a[0] + (use_b ? exp_b[0] : 0) + exp_c;
+}
+
 // pbnn::detail::exponent_for(maxabs, qmax): the smallest e with ceil(maxabs 2^-e) <= qmax.
 int exponent_for(float maxabs, int qmax) {
   if (!(maxabs > 0.0f) || isinf(maxabs)) return 0;

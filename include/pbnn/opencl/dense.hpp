@@ -1,0 +1,106 @@
+#pragma once
+// A fully connected layer without bias on an OpenCL device, y = x theta(P)^T, computed as the CPU's
+// dense_layer computes it (same products, rounding and random streams, drawn from the context at the
+// same points): the weights binarized per the policy's scheme, the product in the device GEMM
+// (fp32, or int8/int16 with int32 sums requantized on the device), the scheme's gradient mask.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "pbnn/binarize.hpp"
+#include "pbnn/context.hpp"
+#include "pbnn/opencl/binarize.hpp"
+#include "pbnn/opencl/gemm.hpp"
+#include "pbnn/opencl/parameter.hpp"
+#include "pbnn/opencl/quantize.hpp"
+#include "pbnn/opencl/tensor.hpp"
+#include "pbnn/parameter.hpp"
+#include "pbnn/policy.hpp"
+
+namespace pbnn::opencl {
+
+template <class Policy, std::size_t In, std::size_t Out>
+class device_dense {
+ public:
+  using format = typename Policy::format;
+  using scheme = typename Policy::scheme;
+  using value_type = storage_t<format>;
+
+  // The layer with the host parameter's current values (initialize or load on the host, then upload).
+  device_dense(runtime& rt, const parameter<format>& weight) : weight_(device_parameter<format>::from_host(rt, weight)) {
+    if (weight.size() != In * Out)
+      throw std::invalid_argument(fmt::format("pbnn::opencl::device_dense: a {}-element weight for {} x {}", weight.size(),
+                                              Out, In));
+    theta_exp_.resize(rt, 1);
+  }
+
+  device_parameter<format>& weight() noexcept { return weight_; }
+
+  void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
+    const std::size_t b = x.rows();
+    y.resize(rt, b, Out);
+    binarize_weights(rt, ctx);
+    if constexpr (!is_fixed_v<format>) {
+      matmul_xwt(rt, x.data, theta_, y.data, b, Out, In);
+      check(rt.queue().enqueueFillBuffer(y.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+    } else {
+      matmul_xwt(rt, x.data, theta_, acc_, b, Out, In);
+      requantize_dynamic(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{});
+    }
+  }
+
+  // dW into weight().grad (scale 2^grad_exp times grad_factor) and dx if asked, from the last forward's theta.
+  void backward(runtime& rt, const device_tensor<format>& x, const device_tensor<format>& dy, device_tensor<format>* dx,
+                context& ctx) {
+    const std::size_t b = x.rows();
+    matmul_dytx(rt, dy.data, x.data, weight_.grad, b, Out, In);
+    weight_.grad_factor = 1.0f;
+    if constexpr (!is_fixed_v<format>) {
+      check(rt.queue().enqueueFillBuffer(weight_.grad_exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      if (dx) {
+        dx->resize(rt, b, In);
+        matmul_dyw(rt, dy.data, theta_, dx->data, b, Out, In);
+        check(rt.queue().enqueueFillBuffer(dx->exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      }
+    } else {
+      sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);
+      if (dx) {
+        dx->resize(rt, b, In);
+        matmul_dyw(rt, dy.data, theta_, acc_, b, Out, In);
+        requantize_dynamic(rt, acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
+                           ctx.next_stream());
+      }
+    }
+    if constexpr (is_progressive_v<scheme>) {
+      mask_saturated<format>(rt, weight_.value, weight_.exp, weight_.size(), ctx.v, weight_.grad);
+      weight_.grad_factor = ctx.v;
+    }
+  }
+
+ private:
+  // theta per the scheme and mode, as scheme::weights does on the CPU.
+  void binarize_weights(runtime& rt, context& ctx) {
+    const std::size_t n = weight_.size();
+    if constexpr (!scheme::binarizes) {
+      real_weights<format>(rt, weight_.value, weight_.exp, n, theta_, theta_exp_);
+    } else if constexpr (std::is_same_v<scheme, pbnn::sign>) {
+      sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
+    } else {
+      if (!ctx.training()) return sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
+      if constexpr (std::is_same_v<scheme, pbnn::stochastic>)
+        stochastic_signs<format>(rt, weight_.value, weight_.value_exp, n, theta_, &theta_exp_, ctx.next_stream());
+      else
+        clamp_scale<format>(rt, weight_.value, weight_.value_exp, n, ctx.v, theta_, theta_exp_);
+    }
+  }
+
+  device_parameter<format> weight_;
+  device_buffer<value_type> theta_;
+  device_buffer<int> theta_exp_;
+  device_buffer<std::int32_t> acc_;  // fixed formats: int32 sums before requantization
+};
+
+}  // namespace pbnn::opencl

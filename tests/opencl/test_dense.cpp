@@ -1,0 +1,94 @@
+// The device dense layer against the CPU's dense_layer, every format and scheme, forward and backward
+// from the same weights, inputs and random streams: identical in fixed formats (integer products and
+// the same rounding), to a relative 1e-5 in fp32.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include <pbnn/layers/dense.hpp>
+#include <pbnn/opencl/dense.hpp>
+#include <pbnn/policy.hpp>
+
+#include "opencl/opencl_device.hpp"
+
+namespace {
+
+using namespace pbnn;
+
+template <class F>
+batch_tensor<F> random_tensor(std::size_t rows, std::size_t cols, float range, rng& g) {
+  std::vector<float> real(rows * cols);
+  for (auto& v : real) v = g.uniform(-range, range);
+  batch_tensor<F> t;
+  t.resize(rows, cols);
+  if constexpr (is_fixed_v<F>)
+    t.exp = quantize_dynamic(real.data(), real.size(), t.data.data(), format_traits<F>::operand_max,
+                             rounding::nearest_even, stream{});
+  else
+    std::copy(real.begin(), real.end(), t.data.data());
+  return t;
+}
+
+template <class T>
+std::size_t differences(const std::vector<T>& device, const T* host, std::size_t n) {
+  float scale = 0;
+  for (std::size_t i = 0; i < n; ++i) scale = std::max(scale, std::fabs(static_cast<float>(host[i])));
+  std::size_t bad = device.size() == n ? 0 : 1;
+  for (std::size_t i = 0; i < std::min(n, device.size()); ++i)
+    bad += std::is_floating_point_v<T> ? std::fabs(device[i] - host[i]) > 1e-5f * scale : device[i] != host[i];
+  return bad;
+}
+
+template <class F, class Scheme>
+void check_dense(opencl::runtime& rt) {
+  INFO("scheme " << Scheme::name);
+  constexpr std::size_t In = 70, Out = 37, B = 9;
+  dense_layer<policy<F, Scheme>, shape<In>, Out, false> host;
+  rng g(61);
+  host.init(g);
+  opencl::device_dense<policy<F, Scheme>, In, Out> dev(rt, host.weight());
+  const auto x = random_tensor<F>(B, In, 1.0f, g), dy = random_tensor<F>(B, Out, 0.2f, g);
+  opencl::device_tensor<F> x_dev, dy_dev, y_dev, dx_dev;
+  x_dev.upload(rt, B, In, x.data.data(), x.exp);
+  dy_dev.upload(rt, B, Out, dy.data.data(), dy.exp);
+
+  for (const float v : {1.0f, 31.622776f}) {
+    INFO("v = " << v);
+    rng host_gen = g, dev_gen = g;
+    context hc, dc;
+    hc.v = dc.v = v;
+    hc.gen = &host_gen;
+    dc.gen = &dev_gen;
+    batch_tensor<F> y, dx;
+    host.forward(x, y, hc);
+    dev.forward(rt, x_dev, y_dev, dc);
+    CHECK(y_dev.download_exp(rt) == y.exp);
+    CHECK(differences(y_dev.data.download(rt), y.data.data(), y.size()) == 0);
+
+    host.backward(x, y, dy, &dx, hc);
+    dev.backward(rt, x_dev, dy_dev, &dx_dev, dc);
+    CHECK(dx_dev.download_exp(rt) == dx.exp);
+    CHECK(differences(dx_dev.data.download(rt), dx.data.data(), dx.size()) == 0);
+    const auto grad = dev.weight().grad.download(rt);
+    const float scale = std::ldexp(1.0f, dev.weight().grad_exp.download(rt).at(0)) * dev.weight().grad_factor;
+    std::vector<float> device_grad(grad.size()), host_grad(grad.size());
+    for (std::size_t i = 0; i < grad.size(); ++i) {
+      device_grad[i] = static_cast<float>(grad[i]) * scale;
+      host_grad[i] = host.weight().gradient(i);
+    }
+    CHECK(differences(device_grad, host_grad.data(), host_grad.size()) == 0);
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("OpenCL dense layer equals the CPU layer in every scheme", "[opencl][dense]", fp32, fixed<8>,
+                   fixed<16>) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  check_dense<TestType, real>(*rt);
+  check_dense<TestType, sign>(*rt);
+  check_dense<TestType, stochastic>(*rt);
+  check_dense<TestType, progressive<>>(*rt);
+}
