@@ -80,6 +80,37 @@ __kernel void requantize(__global const int* acc, const uint n, __global const i
   dst[i] = (TQ)clamp(q, (long)-qmax, (long)qmax);
 }
 
+// Long reductions (a convolution's weight gradient over b H W rows) run in chunks the int32 GEMM
+// sums exactly; wide += partial adds each chunk in 64 bits (first: wide = partial).
+__kernel void accumulate_wide(__global const int* partial, const uint n, __global long* wide, const int first) {
+  const uint i = get_global_id(0);
+  if (i < n) wide[i] = (first ? 0 : wide[i]) + partial[i];
+}
+
+// The 64-bit sums narrowed to int32 with the smallest right shift (nearest even) that fits, and
+// exp_out = exp_a + exp_b + shift, as the CPU's conv2d weight_gradient_int. One work-group.
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void narrow_wide(__global const long* wide, const uint n, __global int* out, __global const int* exp_a,
+                 __global const int* exp_b, __global int* exp_out) {
+  __local ulong scratch[RED_WG];
+  const int lid = get_local_id(0);
+  ulong m = 0;
+  for (uint i = lid; i < n; i += RED_WG) m = max(m, (ulong)(wide[i] < 0 ? -wide[i] : wide[i]));
+  scratch[lid] = m;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = RED_WG / 2; s > 0; s >>= 1) {
+    if (lid < s) scratch[lid] = max(scratch[lid], scratch[lid + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  int shift = 0;
+  while ((scratch[0] >> shift) > (ulong)(INT_MAX - 1)) ++shift;
+  for (uint i = lid; i < n; i += RED_WG) {
+    const long v = wide[i];
+    out[i] = shift ? (int)((v + (1l << (shift - 1)) - 1 + ((v >> shift) & 1)) >> shift) : (int)v;
+  }
+  if (lid == 0) exp_out[0] = exp_a[0] + exp_b[0] + shift;
+}
+
 // out = exp_a [+ exp_b] + exp_c: the exponent of a product's int32 sums (a weight gradient's scale).
 __kernel void sum_exponents(__global const int* exp_a, __global const int* exp_b, const int use_b, const int exp_c,
                             __global int* out) {

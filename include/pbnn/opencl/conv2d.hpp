@@ -1,0 +1,148 @@
+#pragma once
+// A 2-D convolution without bias on an OpenCL device, computed as the CPU's conv2d_layer computes it
+// (im2col + GEMM; the same rounding and random streams, drawn from the context at the same points).
+// dx always goes through dcols and col2im: its int32 sums equal those of the CPU's flipped-kernel
+// path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in chunks
+// the int32 GEMM sums exactly, in 64 bits, then narrow them with one shift, as the CPU does.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "pbnn/context.hpp"
+#include "pbnn/layers/conv2d.hpp"
+#include "pbnn/opencl/binarize.hpp"
+#include "pbnn/opencl/conv.hpp"
+#include "pbnn/opencl/gemm.hpp"
+#include "pbnn/opencl/parameter.hpp"
+#include "pbnn/opencl/quantize.hpp"
+#include "pbnn/opencl/tensor.hpp"
+#include "pbnn/policy.hpp"
+
+namespace pbnn::opencl {
+
+template <class Policy, std::size_t C, std::size_t H, std::size_t W, std::size_t Cout, std::size_t K,
+          std::size_t Stride, std::size_t Pad>
+class device_conv2d {
+ public:
+  using format = typename Policy::format;
+  using scheme = typename Policy::scheme;
+  using value_type = storage_t<format>;
+  static constexpr std::size_t Ho = (H + 2 * Pad - K) / Stride + 1, Wo = (W + 2 * Pad - K) / Stride + 1,
+                               patch = K * K * C;
+
+  device_conv2d(runtime& rt, const parameter<format>& weight) : weight_(device_parameter<format>::from_host(rt, weight)) {
+    if (weight.size() != Cout * patch)
+      throw std::invalid_argument(fmt::format("pbnn::opencl::device_conv2d: a {}-element weight for {} x {}",
+                                              weight.size(), Cout, patch));
+    theta_exp_.resize(rt, 1);
+  }
+
+  device_parameter<format>& weight() noexcept { return weight_; }
+
+  void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
+    const std::size_t b = x.rows(), m = b * Ho * Wo;
+    y.resize(rt, b, Ho * Wo * Cout);
+    binarize_weights(rt, ctx);
+    im2col(rt, x.data, geometry(b), cols_);
+    if constexpr (!is_fixed_v<format>) {
+      matmul_xwt(rt, cols_, theta_, y.data, m, Cout, patch);
+      check(rt.queue().enqueueFillBuffer(y.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+    } else {
+      matmul_xwt(rt, cols_, theta_, acc_, m, Cout, patch);
+      requantize_dynamic(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{});
+    }
+  }
+
+  // cols still holds the im2col of x from forward().
+  void backward(runtime& rt, const device_tensor<format>& x, const device_tensor<format>& dy, device_tensor<format>* dx,
+                context& ctx) {
+    const std::size_t b = x.rows(), m = b * Ho * Wo;
+    weight_.grad_factor = 1.0f;
+    if constexpr (!is_fixed_v<format>) {
+      matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
+      check(rt.queue().enqueueFillBuffer(weight_.grad_exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      if (dx) {
+        matmul_dyw(rt, dy.data, theta_, dcols_, m, Cout, patch);
+        dx->resize(rt, b, H * W * C);
+        col2im(rt, dcols_, geometry(b), dx->data);
+        check(rt.queue().enqueueFillBuffer(dx->exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      }
+    } else {
+      weight_gradient_int(rt, dy, x, m);
+      if (dx) {
+        matmul_dyw(rt, dy.data, theta_, dcols_, m, Cout, patch);
+        col2im(rt, dcols_, geometry(b), dx_acc_);
+        dx->resize(rt, b, H * W * C);
+        requantize_dynamic(rt, dx_acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
+                           ctx.next_stream());
+      }
+    }
+    if constexpr (is_progressive_v<scheme>) {
+      mask_saturated<format>(rt, weight_.value, weight_.exp, weight_.size(), ctx.v, weight_.grad);
+      weight_.grad_factor = ctx.v;
+    }
+  }
+
+ private:
+  static conv_geometry geometry(std::size_t b) { return {b, H, W, C, K, Stride, Pad}; }
+
+  void binarize_weights(runtime& rt, context& ctx) {
+    const std::size_t n = weight_.size();
+    if constexpr (!scheme::binarizes) {
+      real_weights<format>(rt, weight_.value, weight_.exp, n, theta_, theta_exp_);
+    } else if constexpr (std::is_same_v<scheme, pbnn::sign>) {
+      sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
+    } else {
+      if (!ctx.training()) return sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
+      if constexpr (std::is_same_v<scheme, pbnn::stochastic>)
+        stochastic_signs<format>(rt, weight_.value, weight_.value_exp, n, theta_, &theta_exp_, ctx.next_stream());
+      else
+        clamp_scale<format>(rt, weight_.value, weight_.value_exp, n, ctx.v, theta_, theta_exp_);
+    }
+  }
+
+  // dW = dy^T cols over m rows, in chunks of the exact int32 reduction (conv2d.hpp's contract).
+  void weight_gradient_int(runtime& rt, const device_tensor<format>& dy, const device_tensor<format>& x, std::size_t m) {
+    constexpr std::size_t chunk = pbnn::detail::exact_int_reduction<value_type>;
+    const std::size_t n = Cout * patch;
+    if (m <= chunk) {
+      matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
+      sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);
+      return;
+    }
+    wide_.resize(rt, n);
+    const auto& program = detail::quantize_program<value_type>(rt);
+    for (std::size_t r0 = 0; r0 < m; r0 += chunk) {
+      const std::size_t rows = std::min(chunk, m - r0);
+      // Views of this chunk's rows: sub-buffers would need aligned origins, so copy them instead.
+      dy_chunk_.resize(rt, rows * Cout);
+      cols_chunk_.resize(rt, rows * patch);
+      check(rt.queue().enqueueCopyBuffer(dy.data.handle(), dy_chunk_.handle(), r0 * Cout * sizeof(value_type), 0,
+                                         rows * Cout * sizeof(value_type)),
+            "copying a chunk of dy");
+      check(rt.queue().enqueueCopyBuffer(cols_.handle(), cols_chunk_.handle(), r0 * patch * sizeof(value_type), 0,
+                                         rows * patch * sizeof(value_type)),
+            "copying a chunk of cols");
+      matmul_dytx(rt, dy_chunk_, cols_chunk_, partial_, rows, Cout, patch);
+      detail::launch(rt, program, "accumulate_wide", n, partial_.handle(), detail::checked_count(n), wide_.handle(),
+                     cl_int{r0 == 0});
+    }
+    weight_.grad.resize(rt, n);
+    detail::launch_range(rt, program, "narrow_wide", cl::NDRange(detail::reduction_group),
+                         cl::NDRange(detail::reduction_group), wide_.handle(), detail::checked_count(n),
+                         weight_.grad.handle(), dy.exp.handle(), x.exp.handle(), weight_.grad_exp.handle());
+  }
+
+  using grad_value = std::conditional_t<is_fixed_v<format>, std::int32_t, float>;
+  device_parameter<format> weight_;
+  device_buffer<value_type> theta_, cols_, dy_chunk_, cols_chunk_;
+  device_buffer<int> theta_exp_;
+  device_buffer<std::int32_t> acc_, dx_acc_, partial_;
+  device_buffer<grad_value> dcols_;
+  device_buffer<std::int64_t> wide_;
+};
+
+}  // namespace pbnn::opencl
