@@ -9,24 +9,11 @@
 #include <pbnn/policy.hpp>
 
 #include "opencl/opencl_device.hpp"
+#include "opencl/parity.hpp"
 
 namespace {
 
 using namespace pbnn;
-
-template <class F>
-batch_tensor<F> random_tensor(std::size_t rows, std::size_t cols, float range, rng& g) {
-  std::vector<float> real(rows * cols);
-  for (auto& v : real) v = g.uniform(-range, range);
-  batch_tensor<F> t;
-  t.resize(rows, cols);
-  if constexpr (is_fixed_v<F>)
-    t.exp = quantize_dynamic(real.data(), real.size(), t.data.data(), format_traits<F>::operand_max,
-                             rounding::nearest_even, stream{});
-  else
-    std::copy(real.begin(), real.end(), t.data.data());
-  return t;
-}
 
 template <class F>
 void check_equal(opencl::runtime& rt, const opencl::device_tensor<F>& d, const batch_tensor<F>& h) {
@@ -40,10 +27,10 @@ TEMPLATE_TEST_CASE("OpenCL relu and hardtanh equal the CPU layers", "[opencl][ac
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
   rng g(51);
-  const auto x = random_tensor<TestType>(7, 33, 2.5f, g), dy = random_tensor<TestType>(7, 33, 0.4f, g);
-  opencl::device_tensor<TestType> x_dev, dy_dev, out;
-  x_dev.upload(*rt, x.rows(), x.cols(), x.data.data(), x.exp);
-  dy_dev.upload(*rt, dy.rows(), dy.cols(), dy.data.data(), dy.exp);
+  const auto x = test_opencl::random_tensor<TestType>(7, 33, -2.5f, 2.5f, g);
+  const auto dy = test_opencl::random_tensor<TestType>(7, 33, -0.4f, 0.4f, g);
+  const auto x_dev = test_opencl::to_device(*rt, x), dy_dev = test_opencl::to_device(*rt, dy);
+  opencl::device_tensor<TestType> out;
   context ctx;
   ctx.gen = &g;
   batch_tensor<TestType> y, dx;

@@ -14,24 +14,12 @@
 #include <pbnn/policy.hpp>
 
 #include "opencl/opencl_device.hpp"
+#include "opencl/parity.hpp"
 
 namespace {
 
 using namespace pbnn;
-
-template <class F>
-batch_tensor<F> random_tensor(std::size_t rows, std::size_t cols, float lo, float hi, rng& g) {
-  std::vector<float> real(rows * cols);
-  for (auto& v : real) v = g.uniform(lo, hi);
-  batch_tensor<F> t;
-  t.resize(rows, cols);
-  if constexpr (is_fixed_v<F>)
-    t.exp = quantize_dynamic(real.data(), real.size(), t.data.data(), format_traits<F>::operand_max,
-                             rounding::nearest_even, stream{});
-  else
-    std::copy(real.begin(), real.end(), t.data.data());
-  return t;
-}
+using test_opencl::random_tensor;
 
 // Values of the device tensor against the CPU's: same exponent, each within tol (relative, fp32)
 // or one step (fixed).
@@ -71,9 +59,8 @@ TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_nor
   opencl::device_batch_norm<TestType> dbn(*rt, C);
   auto gamma = opencl::device_parameter<TestType>::from_host(*rt, bn.gamma());
   auto beta = opencl::device_parameter<TestType>::from_host(*rt, bn.beta());
-  opencl::device_tensor<TestType> x_dev, ddy, dout, ddx;
-  x_dev.upload(*rt, B, H * W * C, x.data.data(), x.exp);
-  ddy.upload(*rt, B, H * W * C, dy.data.data(), dy.exp);
+  const auto x_dev = test_opencl::to_device(*rt, x), ddy = test_opencl::to_device(*rt, dy);
+  opencl::device_tensor<TestType> dout, ddx;
 
   // Training: batch statistics, output, running statistics.
   context ctx;
@@ -94,12 +81,9 @@ TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_nor
   bn.backward(x, y, dy, &dx, ctx);
   dbn.backward(*rt, x_dev, ddy, gamma, beta, &ddx, make_stream(draws));
   check_close(*rt, ddx, dx, 1e-4f);
-  for (auto* pair : {&gamma, &beta}) {
-    const auto& host = pair == &gamma ? bn.gamma() : bn.beta();
-    const auto grads = pair->grad.download(*rt);
-    const float scale = std::ldexp(1.0f, pair->grad_exp.download(*rt).at(0)) * pair->grad_factor;
-    for (std::size_t c = 0; c < C; ++c)
-      CHECK(static_cast<float>(grads[c]) * scale == Approx(host.gradient(c)).epsilon(1e-4).margin(1e-5));
+  for (const auto& [device, host] : {std::pair{&gamma, &bn.gamma()}, std::pair{&beta, &bn.beta()}}) {
+    const auto want = test_opencl::real_gradient(*host), got = test_opencl::real_gradient(*rt, *device);
+    for (std::size_t c = 0; c < C; ++c) CHECK(got[c] == Approx(want[c]).epsilon(1e-4).margin(1e-5));
   }
 
   // Threshold in evaluation (running statistics), against the CPU's.

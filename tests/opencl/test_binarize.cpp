@@ -10,6 +10,7 @@
 #include <pbnn/opencl/binarize.hpp>
 
 #include "opencl/opencl_device.hpp"
+#include "opencl/parity.hpp"
 
 namespace {
 
@@ -24,24 +25,9 @@ std::size_t mismatches(const std::vector<T>& device, const T* cpu, std::size_t n
 
 template <class F>
 batch_tensor<F> random_tensor(std::size_t rows, std::size_t cols, float range, rng& g) {
-  std::vector<float> real(rows * cols);
-  for (auto& v : real) v = g.uniform(-range, range);
-  real[3] = 0.0f;  // sign(0) = -1
-  batch_tensor<F> t;
-  t.resize(rows, cols);
-  if constexpr (is_fixed_v<F>)
-    t.exp = quantize_dynamic(real.data(), real.size(), t.data.data(), format_traits<F>::operand_max,
-                             rounding::nearest_even, stream{});
-  else
-    std::copy(real.begin(), real.end(), t.data.data());
+  auto t = test_opencl::random_tensor<F>(rows, cols, -range, range, g);
+  t.data.data()[3] = 0;  // sign(0) = -1
   return t;
-}
-
-template <class F>
-opencl::device_tensor<F> to_device(opencl::runtime& rt, const batch_tensor<F>& t) {
-  opencl::device_tensor<F> d;
-  d.upload(rt, t.rows(), t.cols(), t.data.data(), t.exp);
-  return d;
 }
 
 }  // namespace
@@ -98,7 +84,7 @@ TEMPLATE_TEST_CASE("OpenCL activation binarization and its gradients equal the C
   if (!rt) return;
   rng g(12);
   const auto x = random_tensor<TestType>(17, 59, 2.0f, g), dy = random_tensor<TestType>(17, 59, 0.5f, g);
-  const auto x_dev = to_device(*rt, x), dy_dev = to_device(*rt, dy);
+  const auto x_dev = test_opencl::to_device(*rt, x), dy_dev = test_opencl::to_device(*rt, dy);
   batch_tensor<TestType> out;
   opencl::device_tensor<TestType> out_dev;
 

@@ -11,34 +11,12 @@
 #include <pbnn/policy.hpp>
 
 #include "opencl/opencl_device.hpp"
+#include "opencl/parity.hpp"
 
 namespace {
 
 using namespace pbnn;
-
-template <class F>
-batch_tensor<F> random_tensor(std::size_t rows, std::size_t cols, float range, rng& g) {
-  std::vector<float> real(rows * cols);
-  for (auto& v : real) v = g.uniform(-range, range);
-  batch_tensor<F> t;
-  t.resize(rows, cols);
-  if constexpr (is_fixed_v<F>)
-    t.exp = quantize_dynamic(real.data(), real.size(), t.data.data(), format_traits<F>::operand_max,
-                             rounding::nearest_even, stream{});
-  else
-    std::copy(real.begin(), real.end(), t.data.data());
-  return t;
-}
-
-template <class T>
-std::size_t differences(const std::vector<T>& device, const T* host, std::size_t n) {
-  float scale = 0;
-  for (std::size_t i = 0; i < n; ++i) scale = std::max(scale, std::fabs(static_cast<float>(host[i])));
-  std::size_t bad = device.size() == n ? 0 : 1;
-  for (std::size_t i = 0; i < std::min(n, device.size()); ++i)
-    bad += std::is_floating_point_v<T> ? std::fabs(device[i] - host[i]) > 1e-5f * scale : device[i] != host[i];
-  return bad;
-}
+using test_opencl::differences;
 
 template <class F, class Scheme>
 void check_dense(opencl::runtime& rt) {
@@ -48,7 +26,8 @@ void check_dense(opencl::runtime& rt) {
   rng g(61);
   host.init(g);
   opencl::device_dense<policy<F, Scheme>, In, Out> dev(rt, host.weight());
-  const auto x = random_tensor<F>(B, In, 1.0f, g), dy = random_tensor<F>(B, Out, 0.2f, g);
+  const auto x = test_opencl::random_tensor<F>(B, In, -1.0f, 1.0f, g);
+  const auto dy = test_opencl::random_tensor<F>(B, Out, -0.2f, 0.2f, g);
   opencl::device_tensor<F> x_dev, dy_dev, y_dev, dx_dev;
   x_dev.upload(rt, B, In, x.data.data(), x.exp);
   dy_dev.upload(rt, B, Out, dy.data.data(), dy.exp);
@@ -70,14 +49,8 @@ void check_dense(opencl::runtime& rt) {
     dev.backward(rt, x_dev, dy_dev, &dx_dev, dc);
     CHECK(dx_dev.download_exp(rt) == dx.exp);
     CHECK(differences(dx_dev.data.download(rt), dx.data.data(), dx.size()) == 0);
-    const auto grad = dev.weight().grad.download(rt);
-    const float scale = std::ldexp(1.0f, dev.weight().grad_exp.download(rt).at(0)) * dev.weight().grad_factor;
-    std::vector<float> device_grad(grad.size()), host_grad(grad.size());
-    for (std::size_t i = 0; i < grad.size(); ++i) {
-      device_grad[i] = static_cast<float>(grad[i]) * scale;
-      host_grad[i] = host.weight().gradient(i);
-    }
-    CHECK(differences(device_grad, host_grad.data(), host_grad.size()) == 0);
+    const auto host_grad = test_opencl::real_gradient(host.weight());
+    CHECK(differences(test_opencl::real_gradient(rt, dev.weight()), host_grad.data(), host_grad.size()) == 0);
   }
 }
 

@@ -10,9 +10,13 @@
 
 #include <fmt/format.h>
 
+#include "pbnn/binarize.hpp"
+#include "pbnn/context.hpp"
 #include "pbnn/format.hpp"
 #include "pbnn/opencl/kernels/binarize_cl.hpp"
+#include "pbnn/opencl/kernels/random_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
+#include "pbnn/opencl/parameter.hpp"
 #include "pbnn/opencl/quantize.hpp"
 #include "pbnn/opencl/tensor.hpp"
 #include "pbnn/quantize.hpp"
@@ -25,11 +29,12 @@ namespace detail {
 template <class F>
 const cl::Program& binarize_program(runtime& rt) {
   using S = storage_t<F>;
+  static const std::string source = kernels::with_random(kernels::binarize_source);
   if constexpr (!is_fixed_v<F>)
-    return rt.program(kernels::binarize_source, "-DTQ=float -DTG=float -DUNIT_FRAC=0");
+    return rt.program(source, "-DTQ=float -DTG=float -DUNIT_FRAC=0");
   else
-    return rt.program(kernels::binarize_source, fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", sizeof(S) == 1 ? "char" : "short",
-                                                            format_traits<F>::unit_frac));
+    return rt.program(source, fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", sizeof(S) == 1 ? "char" : "short",
+                                          format_traits<F>::unit_frac));
 }
 
 }  // namespace detail
@@ -100,6 +105,25 @@ void mask_saturated(runtime& rt, const device_buffer<storage_t<F>>& value, int v
                     device_buffer<typename format_traits<F>::accum>& grad) {
   detail::launch(rt, detail::binarize_program<F>(rt), "mask_saturated", n, value.handle(), cl_int{value_exp},
                  detail::checked_count(n), 1.0f / v, grad.handle());
+}
+
+// theta of a layer's weights per its scheme and the mode, as Scheme::weights does on the CPU
+// (drawing a stream from the context where the CPU draws one).
+template <class Scheme, class F>
+void scheme_weights(runtime& rt, const device_parameter<F>& w, device_buffer<storage_t<F>>& theta,
+                    device_buffer<int>& theta_exp, context& ctx) {
+  const std::size_t n = w.size();
+  if constexpr (!Scheme::binarizes) {
+    real_weights<F>(rt, w.value, w.exp, n, theta, theta_exp);
+  } else if constexpr (std::is_same_v<Scheme, pbnn::sign>) {
+    sign_values<F>(rt, w.value, n, theta, &theta_exp);
+  } else {
+    if (!ctx.training()) return sign_values<F>(rt, w.value, n, theta, &theta_exp);
+    if constexpr (std::is_same_v<Scheme, pbnn::stochastic>)
+      stochastic_signs<F>(rt, w.value, w.value_exp, n, theta, &theta_exp, ctx.next_stream());
+    else
+      clamp_scale<F>(rt, w.value, w.value_exp, n, ctx.v, theta, theta_exp);
+  }
 }
 
 }  // namespace pbnn::opencl

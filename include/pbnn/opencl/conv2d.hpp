@@ -45,7 +45,7 @@ class device_conv2d {
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     y.resize(rt, b, Ho * Wo * Cout);
-    binarize_weights(rt, ctx);
+    scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     im2col(rt, x.data, geometry(b), cols_);
     if constexpr (!is_fixed_v<format>) {
       matmul_xwt(rt, cols_, theta_, y.data, m, Cout, patch);
@@ -88,21 +88,6 @@ class device_conv2d {
 
  private:
   static conv_geometry geometry(std::size_t b) { return {b, H, W, C, K, Stride, Pad}; }
-
-  void binarize_weights(runtime& rt, context& ctx) {
-    const std::size_t n = weight_.size();
-    if constexpr (!scheme::binarizes) {
-      real_weights<format>(rt, weight_.value, weight_.exp, n, theta_, theta_exp_);
-    } else if constexpr (std::is_same_v<scheme, pbnn::sign>) {
-      sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
-    } else {
-      if (!ctx.training()) return sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
-      if constexpr (std::is_same_v<scheme, pbnn::stochastic>)
-        stochastic_signs<format>(rt, weight_.value, weight_.value_exp, n, theta_, &theta_exp_, ctx.next_stream());
-      else
-        clamp_scale<format>(rt, weight_.value, weight_.value_exp, n, ctx.v, theta_, theta_exp_);
-    }
-  }
 
   // dW = dy^T cols over m rows, in chunks of the exact int32 reduction (conv2d.hpp's contract).
   void weight_gradient_int(runtime& rt, const device_tensor<format>& dy, const device_tensor<format>& x, std::size_t m) {

@@ -42,7 +42,7 @@ class device_dense {
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows();
     y.resize(rt, b, Out);
-    binarize_weights(rt, ctx);
+    scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     if constexpr (!is_fixed_v<format>) {
       matmul_xwt(rt, x.data, theta_, y.data, b, Out, In);
       check(rt.queue().enqueueFillBuffer(y.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
@@ -81,22 +81,6 @@ class device_dense {
   }
 
  private:
-  // theta per the scheme and mode, as scheme::weights does on the CPU.
-  void binarize_weights(runtime& rt, context& ctx) {
-    const std::size_t n = weight_.size();
-    if constexpr (!scheme::binarizes) {
-      real_weights<format>(rt, weight_.value, weight_.exp, n, theta_, theta_exp_);
-    } else if constexpr (std::is_same_v<scheme, pbnn::sign>) {
-      sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
-    } else {
-      if (!ctx.training()) return sign_values<format>(rt, weight_.value, n, theta_, &theta_exp_);
-      if constexpr (std::is_same_v<scheme, pbnn::stochastic>)
-        stochastic_signs<format>(rt, weight_.value, weight_.value_exp, n, theta_, &theta_exp_, ctx.next_stream());
-      else
-        clamp_scale<format>(rt, weight_.value, weight_.value_exp, n, ctx.v, theta_, theta_exp_);
-    }
-  }
-
   device_parameter<format> weight_;
   device_buffer<value_type> theta_;
   device_buffer<int> theta_exp_;

@@ -10,6 +10,7 @@
 
 #include "pbnn/optim.hpp"
 #include "pbnn/opencl/kernels/optim_cl.hpp"
+#include "pbnn/opencl/kernels/random_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/parameter.hpp"
 
@@ -29,7 +30,8 @@ template <class F>
 const cl::Program& optim_program(runtime& rt) {
   using S = storage_t<F>;
   const char* tq = is_fixed_v<F> ? (sizeof(S) == 1 ? "char" : "short") : "float";
-  return rt.program(kernels::optim_source, fmt::format("-DTQ={} -DTG={} -DFIXED={}{}", tq, is_fixed_v<F> ? "int" : "float",
+  static const std::string source = kernels::with_random(kernels::optim_source);
+  return rt.program(source, fmt::format("-DTQ={} -DTG={} -DFIXED={}{}", tq, is_fixed_v<F> ? "int" : "float",
                                                        is_fixed_v<F> ? 1 : 0, correctly_rounded_option(rt)));
 }
 

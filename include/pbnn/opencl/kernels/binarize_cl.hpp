@@ -11,16 +11,7 @@ inline constexpr const char* binarize_source = R"CLC(
 #endif
 #define IS_FLOAT (UNIT_FRAC == 0)
 
-uint hash32(uint key, uint i) {
-  uint h = (i * 0x9e3779b9u) ^ key;
-  h ^= h >> 16;
-  h *= 0x7feb352du;
-  h ^= h >> 15;
-  h *= 0x846ca68bu;
-  h ^= h >> 16;
-  return h;
-}
-float hash_uniform(uint key, uint i) { return (float)(hash32(key, i) >> 8) * (1.0f / 16777216.0f); }
+// hash32 and hash_uniform come from random_cl.hpp (prepended by the host).
 
 // out = sign(in) with sign(0) = -1; exp_out (if any) = 0.
 __kernel void sign_values(__global const TQ* in, const uint n, __global TQ* out, __global int* exp_out,

@@ -9,16 +9,7 @@ inline constexpr const char* optim_source = R"CLC(
 // Products and sums exactly as written (the CPU rounds each too, except where its compiler fuses).
 #pragma OPENCL FP_CONTRACT OFF
 
-uint hash32(uint key, uint i) {
-  uint h = (i * 0x9e3779b9u) ^ key;
-  h ^= h >> 16;
-  h *= 0x7feb352du;
-  h ^= h >> 15;
-  h *= 0x846ca68bu;
-  h ^= h >> 16;
-  return h;
-}
-float hash_uniform(uint key, uint i) { return (float)(hash32(key, i) >> 8) * (1.0f / 16777216.0f); }
+// hash32 and hash_uniform come from random_cl.hpp (prepended by the host).
 
 // pbnn::parameter::store_range for element i: clip to +-bound, then (fixed) floor(x 2^-exp + u)
 // clamped to +-qmax, counting the clamped values where count_saturation.

@@ -15,17 +15,7 @@ inline constexpr const char* quantize_source = R"CLC(
 #define RED_WG 256
 #endif
 
-// pbnn::hash32 (Wellons' lowbias32 of i * golden ^ key) and pbnn::hash_uniform.
-uint hash32(uint key, uint i) {
-  uint h = (i * 0x9e3779b9u) ^ key;
-  h ^= h >> 16;
-  h *= 0x7feb352du;
-  h ^= h >> 15;
-  h *= 0x846ca68bu;
-  h ^= h >> 16;
-  return h;
-}
-float hash_uniform(uint key, uint i) { return (float)(hash32(key, i) >> 8) * (1.0f / 16777216.0f); }
+// hash32 and hash_uniform come from random_cl.hpp (prepended by the host).
 
 // Work-group maximum, then one atomic per group. The loops have the same trip count in every
 // work-item of a group (barriers stay uniform).
