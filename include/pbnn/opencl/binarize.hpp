@@ -1,6 +1,7 @@
 #pragma once
 // The binarization schemes' element-wise work on an OpenCL device (kernels/binarize_cl.hpp), bit for
 // bit the CPU backend's given the same stream. Every function enqueues one kernel and waits for none.
+// Outputs must not alias inputs: work-item 0 writes the output exponent while others still read the input's.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
