@@ -3,8 +3,10 @@
 // A program is compiled once per (source, build options) and kept for the runtime's lifetime, so the
 // kernels of every layer share one build each.
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
@@ -33,30 +35,37 @@ class runtime {
   cl::CommandQueue& queue() noexcept { return queue_; }
 
   // The program built from source with options, compiled on first request only. A build failure
-  // throws opencl_error with the compiler's log; nothing is cached for it.
-  const cl::Program& program(const std::string& source, const std::string& options = {}) {
-    auto key = std::make_pair(options, source);
-    if (const auto it = programs_.find(key); it != programs_.end()) return it->second;
+  // throws opencl_error with the compiler's log; nothing is cached for it. Launches call this every
+  // time, so a hit allocates nothing (string_view lookups).
+  const cl::Program& program(std::string_view source, std::string_view options = {}) {
+    auto options_it = programs_.find(options);
+    if (options_it == programs_.end()) options_it = programs_.emplace(std::string(options), by_source_map{}).first;
+    auto& by_source = options_it->second;
+    if (const auto it = by_source.find(source); it != by_source.end()) return it->second;
     cl_int err = CL_SUCCESS;
-    cl::Program p(context_, source, false, &err);
+    cl::Program p(context_, std::string(source), false, &err);
     check(err, "creating a program");
-    err = p.build(entry_.device, options.c_str());
+    const std::string opts(options);
+    err = p.build(entry_.device, opts.c_str());
     if (err != CL_SUCCESS) {
       std::string log;
       p.getBuildInfo(entry_.device, CL_PROGRAM_BUILD_LOG, &log);
       throw opencl_error(err, fmt::format("OpenCL: building a program for {} with options '{}': {} ({})\nbuild log:\n{}",
-                                          entry_.label(), options, error_name(err), err, log));
+                                          entry_.label(), opts, error_name(err), err, log));
     }
     ++builds_;
-    return programs_.emplace(std::move(key), std::move(p)).first->second;
+    return by_source.emplace(std::string(source), std::move(p)).first->second;
   }
 
-  // A kernel of a built program (a fresh cl::Kernel: its arguments are the caller's own).
+  // A kernel of a built program, created once per (program, name) and shared by every launch: each
+  // launch sets all its arguments before enqueueing (the queue captures them), from one host thread.
   cl::Kernel kernel(const cl::Program& program, const char* name) {
+    auto& by_name = kernels_[program()];
+    if (const auto it = by_name.find(std::string_view(name)); it != by_name.end()) return it->second;
     cl_int err = CL_SUCCESS;
     cl::Kernel k(program, name, &err);
     check(err, fmt::format("creating kernel '{}'", name));
-    return k;
+    return by_name.emplace(name, k).first->second;
   }
 
   // Programs compiled so far (each (source, options) pair counts once).
@@ -69,7 +78,11 @@ class runtime {
   device_entry entry_;
   cl::Context context_;
   cl::CommandQueue queue_;
-  std::map<std::pair<std::string, std::string>, cl::Program> programs_;
+  // options -> source -> program; program -> kernel name -> kernel. Transparent comparators: no
+  // allocation on a hit.
+  using by_source_map = std::map<std::string, cl::Program, std::less<>>;
+  std::map<std::string, by_source_map, std::less<>> programs_;
+  std::map<cl_program, std::map<std::string, cl::Kernel, std::less<>>> kernels_;
   std::size_t builds_ = 0;
 };
 
