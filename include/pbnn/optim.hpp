@@ -133,7 +133,7 @@ struct adam {
     const float b1 = beta1, b2 = beta2, e = eps;
     float* __restrict m = s.m.data();
     float* __restrict v = s.v.data();
-    const float bound = p.role == param_role::binarized ? 1.0f : 3.0e38f;  // binarized P stays in [-1, 1]
+    const float bound = update_bound(p.role);
     const float gs = p.grad_scale;
     const auto* grad = p.grad.data();
     // A plain kernel per thread, so that it vectorizes.
@@ -172,7 +172,7 @@ struct sgd {
     float* vel = s.velocity.data();
     const auto* grad = p.grad.data();
     const float gs = p.grad_scale, mom = momentum, step = rate(p.role);
-    const float bound = p.role == param_role::binarized ? 1.0f : 3.0e38f;
+    const float bound = update_bound(p.role);
     update_real_values(
         p,
         [=](float* w, std::size_t begin, std::size_t end) {

@@ -24,6 +24,10 @@ enum class param_role {
   norm        // batch-norm scale and shift
 };
 
+// The bound an updated parameter value is clipped to: binarized P stay in [-1, 1] (part of the
+// method), other roles are unbounded.
+inline constexpr float update_bound(param_role role) noexcept { return role == param_role::binarized ? 1.0f : 3.0e38f; }
+
 // Values in the format's storage: fixed formats hold q with value = q * 2^exp, a fixed exponent per
 // role (binarized and real weights: [-1, 1); batch-norm scale and shift: [-4, 4)). The gradient is
 // held in the format's accumulator with one real scale per step (fixed: the int32 sums of the
@@ -107,7 +111,7 @@ struct parameter {
   // Largest magnitude the storage holds (the binarized ones are also clipped to 1).
   float max_real() const noexcept {
     if constexpr (is_fixed_v<Format>) return std::ldexp(static_cast<float>(format_traits<Format>::param_max), exp);
-    else return role == param_role::binarized ? 1.0f : 3.0e38f;
+    else return update_bound(role);
   }
   // Stores x at i: binarized parameters are clipped to [-1, 1] (part of the method, not counted);
   // other values beyond the format's range saturate and are counted. Fixed formats round
@@ -132,12 +136,12 @@ struct parameter {
       const std::uint32_t events =
           detail::store_rounded(x + begin, value.data() + begin, static_cast<std::uint32_t>(end - begin),
                                 static_cast<std::uint32_t>(begin), rnd, std::ldexp(1.0f, -exp),
-                                static_cast<float>(format_traits<Format>::param_max), counted ? 3.0e38f : 1.0f);
+                                static_cast<float>(format_traits<Format>::param_max), update_bound(role));
       if (counted) sat.events += events;
     } else {
       (void)rnd;
       (void)sat;
-      const float bound = role == param_role::binarized ? 1.0f : 3.0e38f;
+      const float bound = update_bound(role);
       for (std::size_t i = begin; i < end; ++i) value[i] = std::clamp(x[i], -bound, bound);
     }
   }

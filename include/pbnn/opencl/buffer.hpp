@@ -51,4 +51,13 @@ class device_buffer {
   std::size_t n_ = 0;
 };
 
+// Zero-filled b of n elements, where b does not already have that size (state, counters); what
+// names the buffer in an error.
+template <class T>
+void ensure_zeroed(runtime& rt, device_buffer<T>& b, std::size_t n, const char* what) {
+  if (b.size() == n) return;
+  b.resize(rt, n);
+  check(rt.queue().enqueueFillBuffer(b.handle(), T{0}, 0, n * sizeof(T)), what);
+}
+
 }  // namespace pbnn::opencl

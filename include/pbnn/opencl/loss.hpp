@@ -28,10 +28,7 @@ void softmax_cross_entropy(runtime& rt, const device_tensor<F>& logits, const de
   if (labels.size() < b) throw std::invalid_argument("pbnn::opencl::softmax_cross_entropy: fewer labels than samples");
   dlogits.resize(rt, b, k);
   out.row_loss.resize(rt, b);
-  if (out.correct.size() != 1) {
-    out.correct.resize(rt, 1);
-    check(rt.queue().enqueueFillBuffer(out.correct.handle(), cl_uint{0}, 0, sizeof(cl_uint)), "clearing a count");
-  }
+  ensure_zeroed(rt, out.correct, 1, "clearing the correct count");
   device_buffer<float>* d = nullptr;
   if constexpr (is_fixed_v<F>) {
     out.error.resize(rt, b * k);

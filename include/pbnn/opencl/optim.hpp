@@ -41,16 +41,6 @@ cl_int param_max() {
   else return 0;
 }
 
-inline float bound_of(param_role role) { return role == param_role::binarized ? 1.0f : 3.0e38f; }
-
-// Zero-filled buffers of n elements where they are not already of that size (state, counters).
-template <class T>
-void ensure_zeroed(runtime& rt, device_buffer<T>& b, std::size_t n, const char* what) {
-  if (b.size() == n) return;
-  b.resize(rt, n);
-  check(rt.queue().enqueueFillBuffer(b.handle(), T{0}, 0, n * sizeof(T)), what);
-}
-
 }  // namespace detail
 
 // One Adam step (the step-th) of p with moments m and v (sized and zeroed on first use).
@@ -58,13 +48,13 @@ template <class F>
 void adam_update(runtime& rt, const adam& opt, device_parameter<F>& p, device_buffer<float>& m, device_buffer<float>& v,
                  long step, stream rnd, device_buffer<std::uint32_t>& saturation) {
   const std::size_t n = p.size();
-  detail::ensure_zeroed(rt, m, n, "clearing Adam's first moments");
-  detail::ensure_zeroed(rt, v, n, "clearing Adam's second moments");
-  detail::ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
+  ensure_zeroed(rt, m, n, "clearing Adam's first moments");
+  ensure_zeroed(rt, v, n, "clearing Adam's second moments");
+  ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
   const auto [step_size, rc2] = opt.coefficients(p.role, step);
   detail::launch(rt, detail::optim_program<F>(rt), "adam", n, p.value.handle(), cl_int{p.exp}, m.handle(), v.handle(),
                  p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.beta1, opt.beta2,
-                 step_size, rc2, opt.eps, detail::bound_of(p.role), detail::param_max<F>(),
+                 step_size, rc2, opt.eps, update_bound(p.role), detail::param_max<F>(),
                  static_cast<cl_uint>(rnd.key), cl_int{p.role != param_role::binarized}, saturation.handle());
 }
 
@@ -73,11 +63,11 @@ template <class F>
 void sgd_update(runtime& rt, const sgd& opt, device_parameter<F>& p, device_buffer<float>& velocity, stream rnd,
                 device_buffer<std::uint32_t>& saturation) {
   const std::size_t n = p.size();
-  detail::ensure_zeroed(rt, velocity, n, "clearing the velocity");
-  detail::ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
+  ensure_zeroed(rt, velocity, n, "clearing the velocity");
+  ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
   detail::launch(rt, detail::optim_program<F>(rt), "sgd", n, p.value.handle(), cl_int{p.exp}, velocity.handle(),
                  p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.momentum,
-                 opt.rate(p.role), detail::bound_of(p.role), detail::param_max<F>(), static_cast<cl_uint>(rnd.key),
+                 opt.rate(p.role), update_bound(p.role), detail::param_max<F>(), static_cast<cl_uint>(rnd.key),
                  cl_int{p.role != param_role::binarized}, saturation.handle());
 }
 
