@@ -9,17 +9,10 @@
 
 #include <pbnn/pbnn.hpp>
 
+#include "mlp_network.hpp"
 #include "trainer_cli.hpp"
 
 namespace {
-
-// The hidden layers are binarized per the policy; the output layer stays real (BinaryConnect style)
-// and is batch-normalized (better than a bias by 0.2-0.3 points for float and det, bench/RESULTS.md).
-template <class Policy, class Activation>
-using mlp = pbnn::sequential<Policy, pbnn::input<784>,
-                             pbnn::dense<1000>, pbnn::batch_norm<>, Activation,
-                             pbnn::dense<500>, pbnn::batch_norm<>, Activation,
-                             pbnn::dense<10, pbnn::real>, pbnn::batch_norm<>>;
 
 pbnn::dataset limit(pbnn::dataset d, std::size_t n) {
   if (n == 0 || n >= d.count) return d;
@@ -50,6 +43,7 @@ int main(int argc, char** argv) {
   examples::apply_defaults(o);
 
   try {
+    examples::check_backend_options(o);
     auto train_set = limit(pbnn::to_dataset(pbnn::data::load_mnist_dir(data_dir, pbnn::data::split::train)),
                            train_limit);
     auto test_set = pbnn::to_dataset(pbnn::data::load_mnist_dir(data_dir, pbnn::data::split::test));
@@ -58,7 +52,8 @@ int main(int argc, char** argv) {
       pbnn::standardize(train_set, m);
       pbnn::standardize(test_set, m);
     }
-    return examples::with_format<mlp>(o, train_set, test_set);
+    if (o.backend == "opencl") return examples::train_on_opencl(o, train_set, test_set);
+    return examples::with_format<examples::mlp, pbnn::cpu>(o, train_set, test_set);
   } catch (const std::exception& e) {
     fmt::print(stderr, "train_mlp: {}\n", e.what());
     return 1;

@@ -39,13 +39,14 @@ int main(int argc, char** argv) {
   o.train.batch = 8;
   o.train.lr_step = 20;
   o.test_name = "validation";
-  std::string network = "table1", data_dir = "cifar-10-batches-bin", train_batches = "1-5", val_batches = "test";
+  o.network = "table1";
+  std::string data_dir = "cifar-10-batches-bin", train_batches = "1-5", val_batches = "test";
   bool augment = true;
 
   CLI::App app{"Train the PBNN paper's Table 1 network (or seed 001's VGG) on CIFAR-10 with pbnn and export the "
                "binary network"};
   examples::add_common_options(app, o);
-  app.add_option("--network", network, "table1: 128,128,P,128,256,P,256,512,P,1024,1024,10 | seed001: "
+  app.add_option("--network", o.network, "table1: 128,128,P,128,256,P,256,512,P,1024,1024,10 | seed001: "
                                        "128,128,P,256,256,P,512,512,P,1024,1024,10")
       ->check(CLI::IsMember({"table1", "seed001"}))
       ->capture_default_str();
@@ -60,14 +61,16 @@ int main(int argc, char** argv) {
   examples::apply_defaults(o);
 
   try {
+    examples::check_backend_options(o);
     auto train_set = pbnn::to_dataset(pbnn::data::read_cifar10_files(batch_files(data_dir, train_batches)));
     auto val_set = pbnn::to_dataset(pbnn::data::read_cifar10_files(batch_files(data_dir, val_batches)));
     const auto moments = pbnn::per_channel_moments(train_set, 3);  // the training set's, applied to both
     pbnn::standardize(train_set, moments);
     pbnn::standardize(val_set, moments);
     if (augment) o.train.augment = pbnn::crop_flip{32, 32, 3};
-    if (network == "seed001") return examples::with_format<examples::seed001_vgg>(o, train_set, val_set);
-    return examples::with_format<examples::table1>(o, train_set, val_set);
+    if (o.backend == "opencl") return examples::train_on_opencl(o, train_set, val_set);
+    if (o.network == "seed001") return examples::with_format<examples::seed001_vgg, pbnn::cpu>(o, train_set, val_set);
+    return examples::with_format<examples::table1, pbnn::cpu>(o, train_set, val_set);
   } catch (const std::exception& e) {
     fmt::print(stderr, "train_vgg: {}\n", e.what());
     return 1;

@@ -20,6 +20,8 @@ namespace examples {
 
 struct run_options {
   std::string scheme = "prog", format = "fixed8", optimizer = "adam", act_grad = "ste";
+  std::string backend = "cpu", device;  // device: an OpenCL device spec (pbnn/opencl/device.hpp)
+  std::string network;                  // for trainers of more than one network
   std::string csv, out;
   pbnn::train_options train;
   float bin_lr_scale = 0;  // 0: the scheme's default (see add_common_options)
@@ -40,6 +42,12 @@ inline void add_common_options(CLI::App& app, run_options& o) {
   app.add_option("--format", o.format, "number format")
       ->check(CLI::IsMember({"fp32", "fixed8", "fixed16"}))
       ->capture_default_str();
+  app.add_option("--backend", o.backend, "cpu, or opencl (the device of --device)")
+      ->check(CLI::IsMember({"cpu", "opencl"}))
+      ->capture_default_str();
+  app.add_option("--device", o.device,
+                 "opencl: the device, as P:D (platform and device index), gpu, cpu or part of its name; default: "
+                 "$PBNN_OPENCL_DEVICE, else the first GPU, else the first device");
   app.add_option("--epochs", o.train.epochs, "training epochs")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--batch", o.train.batch, "minibatch size")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--lr", o.train.lr, "initial learning rate")->check(CLI::PositiveNumber)->capture_default_str();
@@ -100,6 +108,7 @@ int run(const run_options& o, Optimizer optimizer, const pbnn::dataset& train_se
   if (!append)
     csv << fmt::format("epoch,v,lr,loss,train_accuracy,{}_accuracy,train_seconds,eval_seconds,saturated_fraction,"
                        "saturation_events\n", o.test_name);
+  if constexpr (requires { net->runtime(); }) fmt::print("OpenCL device: {}\n", net->runtime().device().label());
   fmt::print("network: {}\nformat {}, scheme {}, {} training / {} {} images, batch {}, {} epochs, lr {} "
              "(x{} for binarized layers, /10 every {} epochs), seed {}\n",
              Net::describe(), o.format, o.scheme, train_set.count, test_set.count, o.test_name, o.train.batch,
@@ -145,24 +154,43 @@ int with_optimizer(const run_options& o, const pbnn::dataset& tr, const pbnn::da
   return run<Net>(o, pbnn::adam{}, tr, te);
 }
 
-template <template <class, class> class Network, class Format>
+template <template <class, class> class Network, class Format, class Backend>
 int with_scheme(const run_options& o, const pbnn::dataset& tr, const pbnn::dataset& te) {
   using namespace pbnn;
-  if (o.scheme == "float") return with_optimizer<Network, policy<Format, real>, relu>(o, tr, te);
-  if (o.scheme == "det") return with_optimizer<Network, policy<Format, sign>, relu>(o, tr, te);
-  if (o.scheme == "stoch") return with_optimizer<Network, policy<Format, stochastic>, relu>(o, tr, te);
-  if (o.scheme == "bnn") return with_optimizer<Network, policy<Format, sign>, binary_act>(o, tr, te);
+  if (o.scheme == "float") return with_optimizer<Network, policy<Format, real, Backend>, relu>(o, tr, te);
+  if (o.scheme == "det") return with_optimizer<Network, policy<Format, sign, Backend>, relu>(o, tr, te);
+  if (o.scheme == "stoch") return with_optimizer<Network, policy<Format, stochastic, Backend>, relu>(o, tr, te);
+  if (o.scheme == "bnn") return with_optimizer<Network, policy<Format, sign, Backend>, binary_act>(o, tr, te);
   if (o.act_grad == "exact")
-    return with_optimizer<Network, policy<Format, progressive<log_schedule, activation_gradient::exact>>, binary_act>(
-        o, tr, te);
-  return with_optimizer<Network, policy<Format, progressive<log_schedule>>, binary_act>(o, tr, te);
+    return with_optimizer<Network, policy<Format, progressive<log_schedule, activation_gradient::exact>, Backend>,
+                          binary_act>(o, tr, te);
+  return with_optimizer<Network, policy<Format, progressive<log_schedule>, Backend>, binary_act>(o, tr, te);
 }
 
-template <template <class, class> class Network>
+template <template <class, class> class Network, class Backend>
 int with_format(const run_options& o, const pbnn::dataset& tr, const pbnn::dataset& te) {
-  if (o.format == "fp32") return with_scheme<Network, pbnn::fp32>(o, tr, te);
-  if (o.format == "fixed16") return with_scheme<Network, pbnn::fixed<16>>(o, tr, te);
-  return with_scheme<Network, pbnn::fixed<8>>(o, tr, te);
+  if (o.format == "fp32") return with_scheme<Network, pbnn::fp32, Backend>(o, tr, te);
+  if (o.format == "fixed16") return with_scheme<Network, pbnn::fixed<16>, Backend>(o, tr, te);
+  return with_scheme<Network, pbnn::fixed<8>, Backend>(o, tr, te);
+}
+
+// Trains the program's network on OpenCL (o.backend == "opencl"): defined in the trainer's own
+// <trainer>_opencl.cpp, a translation unit of its own so that the device networks compile beside the
+// CPU ones.
+int train_on_opencl(const run_options& o, const pbnn::dataset& tr, const pbnn::dataset& te);
+
+#if !defined(PBNN_EXAMPLES_WITH_OPENCL)
+inline int train_on_opencl(const run_options&, const pbnn::dataset&, const pbnn::dataset&) {
+  throw std::invalid_argument(
+      "--backend opencl: this program was built without OpenCL (Debian: apt-get install ocl-icd-opencl-dev "
+      "opencl-clhpp-headers, then build again)");
+}
+#endif
+
+// --device belongs to --backend opencl.
+inline void check_backend_options(const run_options& o) {
+  if (o.backend != "opencl" && !o.device.empty())
+    throw std::invalid_argument("--device names an OpenCL device: it needs --backend opencl");
 }
 
 }  // namespace examples

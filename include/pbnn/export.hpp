@@ -16,6 +16,20 @@ namespace pbnn {
 
 namespace detail {
 inline std::string layer_kind(const std::string& description) { return description.substr(0, description.find('(')); }
+
+// Networks whose parameters live on a device (pbnn/opencl/network.hpp) keep a host twin with the
+// same layers; saving and loading go through it.
+template <class Net>
+concept has_host_twin = requires(Net& n) {
+  n.host();
+  n.download();
+  n.upload();
+};
+template <class Net>
+auto& host_layers(Net& net) {
+  if constexpr (has_host_twin<Net>) return net.host();
+  else return net;
+}
 }  // namespace detail
 
 template <class Net>
@@ -26,7 +40,8 @@ io::safetensors to_safetensors(Net& net, const std::map<std::string, std::string
   st.metadata["network"] = Net::describe();
   st.metadata["number_format"] = format_traits<typename Net::format>::name;
   st.metadata["scheme"] = Net::scheme::name;
-  net.for_each_layer([&](const auto& layer, std::size_t i) {
+  if constexpr (detail::has_host_twin<Net>) net.download();
+  detail::host_layers(net).for_each_layer([&](const auto& layer, std::size_t i) {
     using L = std::decay_t<decltype(layer)>;
     layer.save(st, fmt::format("{}.{}.", i, detail::layer_kind(L::describe())));
   });
@@ -62,10 +77,11 @@ void load_binary_network(Net& net, const std::filesystem::path& file) {
       throw std::runtime_error(
           fmt::format("{}: {} is \"{}\", expected \"{}\"", file.string(), key, meta(key), want));
   try {
-    net.for_each_layer([&](auto& layer, std::size_t i) {
+    detail::host_layers(net).for_each_layer([&](auto& layer, std::size_t i) {
       using L = std::decay_t<decltype(layer)>;
       layer.load(st, fmt::format("{}.{}.", i, detail::layer_kind(L::describe())));
     });
+    if constexpr (detail::has_host_twin<Net>) net.upload();
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", file.string(), e.what()));
   }

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/format.h>
@@ -61,6 +62,9 @@ inline constexpr bool is_binary_act_v<binary_act_layer<P, In>> = true;
 template <class Policy, class In, class... Specs>
 class sequential {
   static_assert(sizeof...(Specs) > 0, "pbnn::sequential: a network needs at least one layer");
+  // Other backends specialize sequential in their own headers (pbnn/opencl.hpp for pbnn::opencl::backend).
+  static_assert(std::is_same_v<typename Policy::backend, cpu>,
+                "pbnn::sequential: no network for this backend; include its header (pbnn/opencl.hpp for OpenCL)");
 
  public:
   using policy_type = Policy;

@@ -65,21 +65,25 @@ constexpr std::size_t default_eval_batch() {
 // Classification accuracy of the network in evaluation mode (the binary network).
 template <class Net>
 double evaluate(Net& net, const dataset& d, std::size_t batch = default_eval_batch<Net>()) {
-  context ctx;
-  ctx.mode = mode::eval;
-  batch_tensor<typename Net::format> x;
-  std::vector<std::uint8_t> labels;
-  std::vector<float> scratch;
-  std::vector<std::size_t> idx(d.count);
-  std::iota(idx.begin(), idx.end(), std::size_t{0});
-  std::size_t correct = 0;
-  for (std::size_t s = 0; s < d.count; s += batch) {
-    const std::size_t n = std::min(batch, d.count - s);
-    gather_batch(d, idx.data() + s, n, x, labels, scratch);
-    const auto& out = net.forward(x, ctx);
-    for (std::size_t r = 0; r < n; ++r) correct += predicted_class(out, r) == labels[r];
+  if constexpr (requires { net.evaluate(d, batch); }) {
+    return net.evaluate(d, batch);  // a device network's own
+  } else {
+    context ctx;
+    ctx.mode = mode::eval;
+    batch_tensor<typename Net::format> x;
+    std::vector<std::uint8_t> labels;
+    std::vector<float> scratch;
+    std::vector<std::size_t> idx(d.count);
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    std::size_t correct = 0;
+    for (std::size_t s = 0; s < d.count; s += batch) {
+      const std::size_t n = std::min(batch, d.count - s);
+      gather_batch(d, idx.data() + s, n, x, labels, scratch);
+      const auto& out = net.forward(x, ctx);
+      for (std::size_t r = 0; r < n; ++r) correct += predicted_class(out, r) == labels[r];
+    }
+    return d.count ? static_cast<double>(correct) / static_cast<double>(d.count) : 0.0;
   }
-  return d.count ? static_cast<double>(correct) / static_cast<double>(d.count) : 0.0;
 }
 
 // Re-measures the running statistics of every batch norm through the binary network (sign weights
@@ -89,85 +93,170 @@ double evaluate(Net& net, const dataset& d, std::size_t batch = default_eval_bat
 // statistics of another network.
 template <class Net>
 void calibrate_batch_norm(Net& net, const dataset& d, std::size_t images, std::size_t batch = default_eval_batch<Net>()) {
-  net.for_each_layer([](auto& l, std::size_t) {
-    if constexpr (requires { l.begin_calibration(); }) l.begin_calibration();
-  });
-  context ctx;
-  ctx.mode = mode::calibrate;
-  batch_tensor<typename Net::format> x;
-  std::vector<std::uint8_t> labels;
-  std::vector<float> scratch;
-  images = std::min(images, d.count);
-  std::vector<std::size_t> idx(images);
-  std::iota(idx.begin(), idx.end(), std::size_t{0});
-  for (std::size_t s = 0; s < images; s += batch) {
-    gather_batch(d, idx.data() + s, std::min(batch, images - s), x, labels, scratch);
-    net.forward(x, ctx);
+  if constexpr (requires { net.calibrate(d, images, batch); }) {
+    net.calibrate(d, images, batch);  // a device network's own
+  } else {
+    net.for_each_layer([](auto& l, std::size_t) {
+      if constexpr (requires { l.begin_calibration(); }) l.begin_calibration();
+    });
+    context ctx;
+    ctx.mode = mode::calibrate;
+    batch_tensor<typename Net::format> x;
+    std::vector<std::uint8_t> labels;
+    std::vector<float> scratch;
+    images = std::min(images, d.count);
+    std::vector<std::size_t> idx(images);
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    for (std::size_t s = 0; s < images; s += batch) {
+      gather_batch(d, idx.data() + s, std::min(batch, images - s), x, labels, scratch);
+      net.forward(x, ctx);
+    }
   }
 }
 
-template <class Net, class Optimizer = adam>
-class trainer {
- public:
-  using scheme = typename Net::scheme;
-  using progress_fn = std::function<void(std::size_t done, std::size_t total, double mean_loss)>;
+using progress_fn = std::function<void(std::size_t done, std::size_t total, double mean_loss)>;
 
-  // Initializes the network's parameters from opt.seed: a run is reproducible from its seed.
-  trainer(Net& net, train_options opt, Optimizer optimizer = {})
-      : net_(net), opt_(std::move(opt)), states_(optimizer), gen_(opt_.seed) {
+struct pass_result {
+  double loss_sum = 0;
+  std::size_t samples = 0;
+  std::uint64_t saturation_events = 0;
+};
+
+namespace detail {
+
+// Fraction of the binarized parameters of a (host) network whose theta already equals +-1.
+template <class Scheme, class Net>
+double saturated_fraction(Net& net, float v) {
+  std::size_t total = 0, sat = 0;
+  net.for_each_parameter([&](auto& p) {
+    if (p.role != param_role::binarized) return;
+    total += p.size();
+    const float limit = p.max_real();
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      const float a = std::fabs(p.real(i));
+      if constexpr (is_progressive_v<Scheme>) sat += v * a >= 1.0f;
+      else sat += a >= limit;
+    }
+  });
+  return total ? static_cast<double>(sat) / static_cast<double>(total) : 0.0;
+}
+
+// What the trainers of every backend share: the validated options (the scheme's v schedule by
+// default), the generator everything random is drawn from, the per-epoch settings and the shuffle.
+template <class Scheme>
+class training_plan {
+ public:
+  explicit training_plan(train_options opt) : opt_(std::move(opt)), gen_(opt_.seed) {
     if (!opt_.v_schedule) {
-      if constexpr (is_progressive_v<scheme>) opt_.v_schedule = typename scheme::schedule{};
+      if constexpr (is_progressive_v<Scheme>) opt_.v_schedule = typename Scheme::schedule{};
       else opt_.v_schedule = [](int, int) { return 1.0f; };
     }
     if (opt_.batch == 0) throw std::invalid_argument("pbnn::trainer: batch size must be positive");
     if (opt_.lr_step <= 0) throw std::invalid_argument("pbnn::trainer: lr_step must be positive");
     if (opt_.epochs <= 0) throw std::invalid_argument("pbnn::trainer: epochs must be positive");
+  }
+
+  float v_at(int epoch) const { return opt_.v_schedule(epoch, opt_.epochs); }
+  float lr_at(int epoch) const {
+    return opt_.lr * std::pow(opt_.lr_decay, static_cast<float>(epoch / opt_.lr_step));
+  }
+  const train_options& options() const noexcept { return opt_; }
+
+ protected:
+  // The step context of an epoch's training pass.
+  context training_context(int epoch) {
+    context ctx;
+    ctx.v = v_at(epoch);
+    ctx.bn_threshold = is_progressive_v<Scheme> && ctx.v >= opt_.threshold_v;
+    ctx.gen = &gen_;
+    return ctx;
+  }
+  // A new shuffle of [0, count) in order_ (pbnn::rng: same seed, same order); returns how many of
+  // `batches` whole minibatches it holds.
+  std::size_t shuffle(std::size_t count, std::size_t batches) {
+    order_.resize(count);
+    std::iota(order_.begin(), order_.end(), std::size_t{0});
+    std::shuffle(order_.begin(), order_.end(), gen_);
+    return std::min(batches, count / opt_.batch);
+  }
+  // The options' augmentation as a batch transform drawing from gen_ (the run stays reproducible
+  // from its seed); empty without one.
+  batch_transform augmentation() {
+    if (!opt_.augment) return {};
+    return [this](float* rows, std::size_t n) { opt_.augment(rows, n, gen_); };
+  }
+
+  // A checkpoint's run continues only with this trainer's seed and batch size.
+  void check_resumable(const std::filesystem::path& file, const checkpoint_run& run) const {
+    if (run.seed != opt_.seed || run.batch != opt_.batch)
+      throw std::invalid_argument(fmt::format(
+          "{}: the checkpoint's run has seed {} and batch size {}; resuming it needs the same, not seed {} and batch "
+          "size {}", file.string(), run.seed, run.batch, opt_.seed, opt_.batch));
+  }
+
+  train_options opt_;
+  rng gen_;
+  std::vector<std::size_t> order_;
+};
+
+// One epoch of t's training of net, then the batch-norm calibration and the evaluation of the binary
+// network on both sets (eval_seconds covers both).
+template <class Trainer, class Net>
+epoch_stats run_epoch(Trainer& t, Net& net, const dataset& train, const dataset* test, int epoch,
+                      const progress_fn& progress) {
+  const train_options& opt = t.options();
+  epoch_stats st;
+  st.epoch = epoch;
+  st.v = t.v_at(epoch);
+  st.lr = t.lr_at(epoch);
+  const auto t0 = std::chrono::steady_clock::now();
+  const pass_result pass = t.train_batches(train, train.count / opt.batch, epoch, progress);
+  const auto t1 = std::chrono::steady_clock::now();
+  st.loss = pass.samples ? pass.loss_sum / static_cast<double>(pass.samples) : 0.0;
+  st.saturation_events = pass.saturation_events;
+  st.saturated_fraction = t.saturated_fraction(st.v);
+  if (opt.calibration_images) calibrate_batch_norm(net, train, opt.calibration_images);
+  st.train_accuracy = evaluate(net, train);
+  if (test) st.test_accuracy = evaluate(net, *test);
+  st.train_seconds = std::chrono::duration<double>(t1 - t0).count();
+  st.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  return st;
+}
+
+}  // namespace detail
+
+template <class Net, class Optimizer = adam>
+class trainer : public detail::training_plan<typename Net::scheme> {
+  using plan = detail::training_plan<typename Net::scheme>;
+  using plan::opt_, plan::gen_, plan::order_;
+
+ public:
+  using scheme = typename Net::scheme;
+  using progress_fn = pbnn::progress_fn;
+  using pass_result = pbnn::pass_result;
+  using plan::v_at, plan::lr_at, plan::options;
+
+  // Initializes the network's parameters from opt.seed: a run is reproducible from its seed.
+  trainer(Net& net, train_options opt, Optimizer optimizer = {})
+      : plan(std::move(opt)), net_(net), states_(optimizer) {
     net_.init(gen_);
   }
 
   // One epoch of training, then the batch-norm calibration and the evaluation of the binary network
   // on both sets (eval_seconds covers both).
   epoch_stats run_epoch(const dataset& train, const dataset* test, int epoch, const progress_fn& progress = {}) {
-    epoch_stats st;
-    st.epoch = epoch;
-    st.v = v_at(epoch);
-    st.lr = lr_at(epoch);
-    const auto t0 = std::chrono::steady_clock::now();
-    const pass_result pass = train_batches(train, train.count / opt_.batch, epoch, progress);
-    const auto t1 = std::chrono::steady_clock::now();
-    st.loss = pass.samples ? pass.loss_sum / static_cast<double>(pass.samples) : 0.0;
-    st.saturation_events = pass.saturation_events;
-    st.saturated_fraction = saturated_fraction(st.v);
-    if (opt_.calibration_images) calibrate_batch_norm(net_, train, opt_.calibration_images);
-    st.train_accuracy = evaluate(net_, train);
-    if (test) st.test_accuracy = evaluate(net_, *test);
-    st.train_seconds = std::chrono::duration<double>(t1 - t0).count();
-    st.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    return st;
+    return detail::run_epoch(*this, net_, train, test, epoch, progress);
   }
 
-  struct pass_result {
-    double loss_sum = 0;
-    std::size_t samples = 0;
-    std::uint64_t saturation_events = 0;
-  };
   // Trains on up to `batches` shuffled minibatches of `train` with the settings of `epoch` (the last
   // partial batch of an epoch is dropped).
   pass_result train_batches(const dataset& train, std::size_t batches, int epoch, const progress_fn& progress = {}) {
     states_.options().lr = lr_at(epoch);
     states_.options().binarized_lr_scale = opt_.binarized_lr_scale;
-    context ctx;
-    ctx.v = v_at(epoch);
-    ctx.bn_threshold = is_progressive_v<scheme> && ctx.v >= opt_.threshold_v;
-    ctx.gen = &gen_;
-
-    order_.resize(train.count);
-    std::iota(order_.begin(), order_.end(), std::size_t{0});
-    std::shuffle(order_.begin(), order_.end(), gen_);  // pbnn::rng: same seed, same order
-    batches = std::min(batches, train.count / opt_.batch);
+    context ctx = this->training_context(epoch);
+    batches = this->shuffle(train.count, batches);
     pass_result res;
-    batch_transform augment;  // draws from gen_ too: the run stays reproducible from its seed
-    if (opt_.augment) augment = [this](float* rows, std::size_t n) { opt_.augment(rows, n, gen_); };
+    const batch_transform augment = this->augmentation();
     for (std::size_t bi = 0; bi < batches; ++bi) {
       gather_batch(train, order_.data() + bi * opt_.batch, opt_.batch, x_, labels_, scratch_, augment);
       const auto& out = net_.forward(x_, ctx);
@@ -181,28 +270,8 @@ class trainer {
     return res;
   }
 
-  float v_at(int epoch) const { return opt_.v_schedule(epoch, opt_.epochs); }
-  float lr_at(int epoch) const {
-    return opt_.lr * std::pow(opt_.lr_decay, static_cast<float>(epoch / opt_.lr_step));
-  }
-
   // Fraction of binarized parameters whose theta already equals +-1.
-  double saturated_fraction(float v) {
-    std::size_t total = 0, sat = 0;
-    net_.for_each_parameter([&](auto& p) {
-      if (p.role != param_role::binarized) return;
-      total += p.size();
-      const float limit = p.max_real();
-      for (std::size_t i = 0; i < p.size(); ++i) {
-        const float a = std::fabs(p.real(i));
-        if constexpr (is_progressive_v<scheme>) sat += v * a >= 1.0f;
-        else sat += a >= limit;
-      }
-    });
-    return total ? static_cast<double>(sat) / static_cast<double>(total) : 0.0;
-  }
-
-  const train_options& options() const noexcept { return opt_; }
+  double saturated_fraction(float v) { return detail::saturated_fraction<scheme>(net_, v); }
 
   // Writes everything later epochs depend on (see checkpoint.hpp) after `epochs_done` epochs,
   // atomically: the file holds the previous checkpoint or this one, never a part.
@@ -215,25 +284,18 @@ class trainer {
   // (std::invalid_argument otherwise). Other options (epochs, learning rate...) are the caller's.
   int load_checkpoint(const std::filesystem::path& file) {
     auto saved = checkpoint<Net, Optimizer>::read(file, net_);
-    const checkpoint_run& run = saved.run();
-    if (run.seed != opt_.seed || run.batch != opt_.batch)
-      throw std::invalid_argument(fmt::format(
-          "{}: the checkpoint's run has seed {} and batch size {}; resuming it needs the same, not seed {} and batch "
-          "size {}", file.string(), run.seed, run.batch, opt_.seed, opt_.batch));
-    const int epochs_done = run.epochs_done;
+    this->check_resumable(file, saved.run());
+    const int epochs_done = saved.run().epochs_done;
     std::move(saved).commit(net_, states_, gen_);
     return epochs_done;
   }
 
  private:
   Net& net_;
-  train_options opt_;
   optimizer_states<Optimizer> states_;
-  rng gen_;
   batch_tensor<typename Net::format> x_, dlogits_;
   std::vector<std::uint8_t> labels_;
   std::vector<float> scratch_;
-  std::vector<std::size_t> order_;
 };
 
 }  // namespace pbnn

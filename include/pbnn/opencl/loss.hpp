@@ -21,6 +21,15 @@ struct loss_buffers {
   device_buffer<float> error;             // fixed formats: the real error before quantization
 };
 
+namespace detail {
+template <class F>
+const cl::Program& loss_program(runtime& rt) {
+  using S = storage_t<F>;
+  return rt.program(kernels::loss_source,
+                    is_fixed_v<F> ? (sizeof(S) == 1 ? "-DTQ=char" : "-DTQ=short") : "-DTQ=float");
+}
+}  // namespace detail
+
 template <class F>
 void softmax_cross_entropy(runtime& rt, const device_tensor<F>& logits, const device_buffer<std::uint8_t>& labels,
                            device_tensor<F>& dlogits, loss_buffers& out, stream rnd) {
@@ -36,15 +45,31 @@ void softmax_cross_entropy(runtime& rt, const device_tensor<F>& logits, const de
   } else {
     d = &dlogits.data;  // fp32: the error is dlogits itself, exponent 0
   }
-  using S = storage_t<F>;
-  const char* tq = is_fixed_v<F> ? (sizeof(S) == 1 ? "-DTQ=char" : "-DTQ=short") : "-DTQ=float";
-  detail::launch(rt, rt.program(kernels::loss_source, tq), "softmax_cross_entropy", b, logits.data.handle(),
+  detail::launch(rt, detail::loss_program<F>(rt), "softmax_cross_entropy", b, logits.data.handle(),
                  logits.exp.handle(), detail::checked_count(b), detail::checked_count(k), labels.handle(), d->handle(),
                  out.row_loss.handle(), out.correct.handle());
   if constexpr (is_fixed_v<F>)
     quantize_dynamic(rt, out.error, dlogits, format_traits<F>::error_rounding, rnd);
   else
     check(rt.queue().enqueueFillBuffer(dlogits.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+}
+
+// correct += the rows of logits whose first largest value is their label (pbnn::predicted_class).
+template <class F>
+void count_correct(runtime& rt, const device_tensor<F>& logits, const device_buffer<std::uint8_t>& labels,
+                   device_buffer<std::uint32_t>& correct) {
+  const std::size_t b = logits.rows();
+  if (labels.size() < b) throw std::invalid_argument("pbnn::opencl::count_correct: fewer labels than samples");
+  detail::launch(rt, detail::loss_program<F>(rt), "count_correct", b, logits.data.handle(), detail::checked_count(b),
+                 detail::checked_count(logits.cols()), labels.handle(), correct.handle());
+}
+
+// sums[index] = the sum of the first b per-sample losses of the last softmax_cross_entropy.
+inline void sum_losses(runtime& rt, const loss_buffers& loss, std::size_t b, device_buffer<float>& sums,
+                       std::size_t index) {
+  if (index >= sums.size()) throw std::invalid_argument("pbnn::opencl::sum_losses: index past the sums");
+  detail::launch(rt, detail::loss_program<fp32>(rt), "sum_losses", 1, loss.row_loss.handle(), detail::checked_count(b),
+                 sums.handle(), detail::checked_count(index));
 }
 
 }  // namespace pbnn::opencl

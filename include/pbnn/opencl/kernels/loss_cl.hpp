@@ -29,6 +29,26 @@ __kernel void softmax_cross_entropy(__global const TQ* logits, __global const in
   for (uint j = 0; j < k; ++j)
     d[(size_t)r * k + j] = (exp((float)z[j] * scale - log_sum) - (j == label ? 1.0f : 0.0f)) / (float)b;
 }
+
+// Evaluation: correct counts rows whose first largest logit is the label.
+__kernel void count_correct(__global const TQ* logits, const uint b, const uint k, __global const uchar* labels,
+                            volatile __global uint* correct) {
+  const uint r = get_global_id(0);
+  if (r >= b) return;
+  __global const TQ* z = logits + (size_t)r * k;
+  uint best = 0;
+  for (uint j = 1; j < k; ++j)
+    if (z[j] > z[best]) best = j;
+  if (best == labels[r]) atomic_inc(correct);
+}
+
+// sums[index] = the batch's summed loss, in the order the host sums it (one work-item: b is small).
+__kernel void sum_losses(__global const float* row_loss, const uint b, __global float* sums, const uint index) {
+  if (get_global_id(0) != 0) return;
+  float s = 0.0f;
+  for (uint r = 0; r < b; ++r) s += row_loss[r];
+  sums[index] = s;
+}
 )CLC";
 
 }  // namespace pbnn::opencl::kernels

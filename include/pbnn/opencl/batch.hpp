@@ -1,0 +1,85 @@
+#pragma once
+// Minibatches to the device without waiting: samples are gathered and quantized on the host
+// (pbnn::gather_batch, the CPU backend's own), then written to the device tensor by non-blocking
+// transfers. Two host staging slots alternate, so the host prepares the next batch while the device
+// still reads the last one; a slot is reused only once its transfer has completed.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "pbnn/dataset.hpp"
+#include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/tensor.hpp"
+
+namespace pbnn::opencl {
+
+template <class F>
+class batch_uploader {
+ public:
+  device_tensor<F> x;                    // the batch, in the format, with its exponent
+  device_buffer<std::uint8_t> labels;    // at least as many as the batch's samples
+
+  // Samples idx[0, n) of d (edited by transform, if set, before quantization) into x and labels.
+  void upload(runtime& rt, const dataset& d, const std::size_t* idx, std::size_t n, const batch_transform& transform = {}) {
+    slot& s = slots_[next_];
+    next_ ^= 1;
+    if (s.in_flight) check(s.done.wait(), "waiting for a batch transfer");
+    s.in_flight = false;
+    gather_batch(d, idx, n, s.x, s.labels, s.scratch, transform);
+    s.exp = s.x.exp;
+    x.resize(rt, n, d.features);
+    if (labels.size() < n) labels.resize(rt, n);
+    using V = storage_t<F>;
+    auto& q = rt.queue();
+    check(q.enqueueWriteBuffer(x.data.handle(), CL_FALSE, 0, n * d.features * sizeof(V), s.x.data.data()),
+          "writing a batch");
+    check(q.enqueueWriteBuffer(x.exp.handle(), CL_FALSE, 0, sizeof(int), &s.exp), "writing a batch's exponent");
+    // The queue is in order: the last transfer's completion means the slot is free again.
+    check(q.enqueueWriteBuffer(labels.handle(), CL_FALSE, 0, n, s.labels.data(), nullptr, &s.done),
+          "writing a batch's labels");
+    s.in_flight = true;
+  }
+
+  // Waits for the transfers still reading the staging slots (before they are destroyed).
+  void drain() {
+    for (auto& s : slots_)
+      if (s.in_flight) {
+        check(s.done.wait(), "waiting for a batch transfer");
+        s.in_flight = false;
+      }
+  }
+  batch_uploader() = default;
+  batch_uploader(const batch_uploader&) = delete;
+  batch_uploader& operator=(const batch_uploader&) = delete;
+  ~batch_uploader() {
+    try {
+      drain();
+    } catch (...) {  // a failed device: nothing more can be done for its transfers
+    }
+  }
+
+ private:
+  struct slot {
+    batch_tensor<F> x;
+    std::vector<std::uint8_t> labels;
+    std::vector<float> scratch;
+    int exp = 0;
+    cl::Event done;
+    bool in_flight = false;
+  };
+  std::array<slot, 2> slots_;
+  unsigned next_ = 0;
+};
+
+// The samples of d must be the network's input (a mismatch would read past the device tensor).
+inline void check_features(const dataset& d, std::size_t expected, const char* who) {
+  if (d.features != expected)
+    throw std::invalid_argument(
+        fmt::format("{}: the data set's samples have {} values, the network's input {}", who, d.features, expected));
+}
+
+}  // namespace pbnn::opencl

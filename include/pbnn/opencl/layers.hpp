@@ -1,0 +1,304 @@
+#pragma once
+// The device version of each CPU layer (layers/*.hpp): device_layer<HostLayer> computes what
+// HostLayer computes, drawing random streams from the context at the same points, so that a device
+// network equals its host network given the same generator (bit for bit in fixed formats). A layer
+// without a device version is a compile error naming it.
+//
+// Every device layer provides
+//     device_layer(runtime&, HostLayer&);                  // parameters and state copied from the host layer
+//     void forward(runtime&, const tensor& x, tensor& y, context&);
+//     void backward(runtime&, const tensor& x, const tensor& y, const tensor& dy, tensor* dx, context&);
+//     template <class Fn> void for_each_parameter(Fn&&);   // fn(device_parameter<F>&), the host layer's order
+//     void upload(runtime&, HostLayer&);                   // host parameters and state -> device
+//     void download(runtime&, HostLayer&);                 // device -> host
+// and batch norm also sign_by_threshold() and begin_calibration(), as the host layer.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "pbnn/context.hpp"
+#include "pbnn/layers/activation.hpp"
+#include "pbnn/layers/batch_norm.hpp"
+#include "pbnn/layers/conv2d.hpp"
+#include "pbnn/layers/dense.hpp"
+#include "pbnn/layers/max_pool.hpp"
+#include "pbnn/opencl/activation.hpp"
+#include "pbnn/opencl/batch_norm.hpp"
+#include "pbnn/opencl/binarize.hpp"
+#include "pbnn/opencl/conv.hpp"
+#include "pbnn/opencl/conv2d.hpp"
+#include "pbnn/opencl/dense.hpp"
+#include "pbnn/opencl/parameter.hpp"
+#include "pbnn/opencl/tensor.hpp"
+
+namespace pbnn::opencl {
+
+template <class HostLayer>
+inline constexpr bool has_device_version = false;
+
+template <class HostLayer>
+struct device_layer {
+  static_assert(has_device_version<HostLayer>,
+                "pbnn::opencl::backend has no device version of this layer (named in the instantiation above)");
+};
+
+namespace detail {
+
+// Host parameter values (and exponent) to the device and back.
+template <class F>
+void upload_values(runtime& rt, device_parameter<F>& d, const parameter<F>& h) {
+  d.value.upload(rt, h.value.data(), h.size());
+  d.exp = h.exp;
+  d.value_exp.upload(rt, &h.exp, 1);
+}
+template <class F>
+void download_values(runtime& rt, const device_parameter<F>& d, parameter<F>& h) {
+  const auto v = d.value.download(rt);
+  std::copy(v.begin(), v.end(), h.value.begin());
+  h.exp = d.exp;
+}
+
+// The exponent of y = the exponent of x (operations that move or select values).
+template <class F>
+void copy_exponent(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) {
+  check(rt.queue().enqueueCopyBuffer(x.exp.handle(), y.exp.handle(), 0, 0, sizeof(cl_int)), "copying an exponent");
+}
+
+// A stream drawn where the host layer draws one that the device computation does not need
+// (keeps every later stream equal to the host's).
+inline void skip_stream(context& ctx) { (void)ctx.next_stream(); }
+
+template <class F>
+constexpr bool rounds_errors_stochastically() {
+  if constexpr (is_fixed_v<F>) return format_traits<F>::error_rounding == rounding::stochastic;
+  else return false;
+}
+
+}  // namespace detail
+
+// dense<Out> without bias.
+template <class P, class In, std::size_t Out>
+inline constexpr bool has_device_version<dense_layer<P, In, Out, false>> = true;
+template <class P, class In, std::size_t Out>
+class device_layer<dense_layer<P, In, Out, false>> {
+ public:
+  using host_type = dense_layer<P, In, Out, false>;
+  using format = typename P::format;
+  using tensor = device_tensor<format>;
+
+  device_layer(runtime& rt, host_type& h) : dense_(rt, h.weight()) {}
+
+  void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) { dense_.forward(rt, x, y, ctx); }
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context& ctx) {
+    dense_.backward(rt, x, dy, dx, ctx);
+  }
+  template <class Fn>
+  void for_each_parameter(Fn&& fn) {
+    fn(dense_.weight());
+  }
+  void upload(runtime& rt, host_type& h) { detail::upload_values(rt, dense_.weight(), h.weight()); }
+  void download(runtime& rt, host_type& h) { detail::download_values(rt, dense_.weight(), h.weight()); }
+
+ private:
+  device_dense<P, In::size, Out> dense_;
+};
+
+// dense<Out, Scheme, true>: the bias is not on the device yet.
+template <class P, class In, std::size_t Out>
+struct device_layer<dense_layer<P, In, Out, true>> {
+  static_assert(Out == 0,
+                "pbnn::opencl::backend: dense<Out, Scheme, true> (a dense layer with a bias) has no device version; "
+                "follow the layer with a batch_norm<> instead, as the example networks do");
+};
+
+template <class P, class In, std::size_t Cout, std::size_t K, std::size_t S, std::size_t Pad>
+inline constexpr bool has_device_version<conv2d_layer<P, In, Cout, K, S, Pad>> = true;
+template <class P, class In, std::size_t Cout, std::size_t K, std::size_t S, std::size_t Pad>
+class device_layer<conv2d_layer<P, In, Cout, K, S, Pad>> {
+ public:
+  using host_type = conv2d_layer<P, In, Cout, K, S, Pad>;
+  using format = typename P::format;
+  using tensor = device_tensor<format>;
+  using dims = pbnn::detail::image_dims<In>;
+
+  device_layer(runtime& rt, host_type& h) : conv_(rt, h.weight()) {}
+
+  void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) { conv_.forward(rt, x, y, ctx); }
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context& ctx) {
+    conv_.backward(rt, x, dy, dx, ctx);
+  }
+  template <class Fn>
+  void for_each_parameter(Fn&& fn) {
+    fn(conv_.weight());
+  }
+  void upload(runtime& rt, host_type& h) { detail::upload_values(rt, conv_.weight(), h.weight()); }
+  void download(runtime& rt, host_type& h) { detail::download_values(rt, conv_.weight(), h.weight()); }
+
+ private:
+  device_conv2d<P, dims::C, dims::H, dims::W, Cout, K, S, Pad> conv_;
+};
+
+template <class P, class In, std::size_t N>
+inline constexpr bool has_device_version<batch_norm_layer<P, In, N>> = true;
+template <class P, class In, std::size_t N>
+class device_layer<batch_norm_layer<P, In, N>> {
+ public:
+  using host_type = batch_norm_layer<P, In, N>;
+  using format = typename P::format;
+  using tensor = device_tensor<format>;
+
+  device_layer(runtime& rt, host_type& h)
+      : gamma_(device_parameter<format>::from_host(rt, h.gamma())),
+        beta_(device_parameter<format>::from_host(rt, h.beta())), bn_(rt, host_type::C) {
+    upload(rt, h);
+  }
+
+  void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) {
+    statistics(rt, x, ctx);
+    bn_.forward(rt, x, y);
+  }
+  // As the host layer: the last forward's statistics in training, the running ones in evaluation,
+  // this batch's in calibration.
+  void sign_by_threshold(runtime& rt, const tensor& x, tensor& out, context& ctx) {
+    if (!ctx.training()) statistics(rt, x, ctx);
+    bn_.threshold(rt, x, out);
+  }
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context& ctx) {
+    const stream rnd = dx && detail::rounds_errors_stochastically<format>() ? ctx.next_stream() : stream{};
+    bn_.backward(rt, x, dy, gamma_, beta_, dx, rnd);
+  }
+  void begin_calibration() noexcept { calibration_batches_ = 0; }
+
+  template <class Fn>
+  void for_each_parameter(Fn&& fn) {
+    fn(gamma_);
+    fn(beta_);
+  }
+  void upload(runtime& rt, host_type& h) {
+    detail::upload_values(rt, gamma_, h.gamma());
+    detail::upload_values(rt, beta_, h.beta());
+    bn_.running_mean.upload(rt, h.running_mean());
+    bn_.running_var.upload(rt, h.running_var());
+  }
+  void download(runtime& rt, host_type& h) {
+    detail::download_values(rt, gamma_, h.gamma());
+    detail::download_values(rt, beta_, h.beta());
+    h.for_each_state([&](std::string_view name, std::vector<float>& values) {
+      values = (name == "running_mean" ? bn_.running_mean : bn_.running_var).download(rt);
+    });
+  }
+
+ private:
+  void statistics(runtime& rt, const tensor& x, const context& ctx) {
+    // Calibration: the mean over the batches since begin_calibration(), as on the host.
+    const float weight = 1.0f / static_cast<float>(calibration_batches_ + 1);
+    bn_.statistics(rt, x, gamma_, beta_, ctx.mode, weight);
+    if (ctx.mode == mode::calibrate) ++calibration_batches_;
+  }
+
+  device_parameter<format> gamma_, beta_;
+  device_batch_norm<format> bn_;
+  std::size_t calibration_batches_ = 0;
+};
+
+// The element-wise layers without parameters or state.
+struct stateless_device_layer {
+  template <class Fn>
+  void for_each_parameter(Fn&&) {}
+  template <class H>
+  void upload(runtime&, H&) {}
+  template <class H>
+  void download(runtime&, H&) {}
+};
+
+template <class P, class In>
+inline constexpr bool has_device_version<relu_layer<P, In>> = true;
+template <class P, class In>
+class device_layer<relu_layer<P, In>> : public stateless_device_layer {
+ public:
+  using format = typename P::format;
+  using tensor = device_tensor<format>;
+  device_layer(runtime&, relu_layer<P, In>&) {}
+  void forward(runtime& rt, const tensor& x, tensor& y, context&) { relu(rt, x, y); }
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context&) {
+    if (dx) relu_grad(rt, x, dy, *dx);
+  }
+};
+
+template <class P, class In>
+inline constexpr bool has_device_version<hardtanh_layer<P, In>> = true;
+template <class P, class In>
+class device_layer<hardtanh_layer<P, In>> : public stateless_device_layer {
+ public:
+  using format = typename P::format;
+  using tensor = device_tensor<format>;
+  device_layer(runtime&, hardtanh_layer<P, In>&) {}
+  void forward(runtime& rt, const tensor& x, tensor& y, context&) { hardtanh(rt, x, y); }
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context& ctx) {
+    if (!dx) return;
+    if constexpr (is_fixed_v<format>) detail::skip_stream(ctx);  // the host's exact gradient at v = 1 draws one
+    hardtanh_grad(rt, x, dy, *dx);
+  }
+};
+
+template <class P, class In>
+inline constexpr bool has_device_version<binary_act_layer<P, In>> = true;
+template <class P, class In>
+class device_layer<binary_act_layer<P, In>> : public stateless_device_layer {
+ public:
+  using format = typename P::format;
+  using scheme = typename P::scheme;
+  using tensor = device_tensor<format>;
+  device_layer(runtime&, binary_act_layer<P, In>&) {}
+
+  // scheme::activate: sign in evaluation, the scheme's function of x in training.
+  void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) {
+    y.resize(rt, x.rows(), x.cols());
+    if (!ctx.training() || std::is_same_v<scheme, pbnn::sign>) return sign_values<format>(rt, x.data, x.size(), y.data, &y.exp);
+    if constexpr (std::is_same_v<scheme, pbnn::stochastic>)
+      stochastic_signs<format>(rt, x.data, x.exp, x.size(), y.data, &y.exp, ctx.next_stream());
+    else
+      clamp_scale<format>(rt, x.data, x.exp, x.size(), ctx.v, y.data, y.exp);
+  }
+  // scheme::activate_grad: straight through, or progressive's exact gradient.
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context& ctx) {
+    if (!dx) return;
+    if constexpr (is_progressive_v<scheme>) {
+      if constexpr (scheme::act_grad == activation_gradient::exact)
+        return progressive_grad(rt, x, dy, *dx, ctx.v, is_fixed_v<format> ? ctx.next_stream() : stream{});
+    }
+    straight_through(rt, x, dy, *dx);
+  }
+};
+
+template <class P, class In, std::size_t Size>
+inline constexpr bool has_device_version<max_pool_layer<P, In, Size>> = true;
+template <class P, class In, std::size_t Size>
+class device_layer<max_pool_layer<P, In, Size>> : public stateless_device_layer {
+ public:
+  using format = typename P::format;
+  using tensor = device_tensor<format>;
+  using dims = pbnn::detail::image_dims<In>;
+  device_layer(runtime&, max_pool_layer<P, In, Size>&) {}
+
+  void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) {
+    const auto g = geometry(x.rows());
+    y.resize(rt, x.rows(), x.cols() / (Size * Size));
+    max_pool(rt, x.data, g, Size, y.data, ctx.training() ? &argmax_ : nullptr);
+    detail::copy_exponent(rt, x, y);
+  }
+  void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context&) {
+    if (!dx) return;
+    dx->resize(rt, x.rows(), x.cols());
+    max_pool_grad(rt, dy.data, argmax_, geometry(x.rows()), Size, dx->data);
+    detail::copy_exponent(rt, dy, *dx);
+  }
+
+ private:
+  static conv_geometry geometry(std::size_t b) { return {b, dims::H, dims::W, dims::C, Size, Size, 0}; }
+  device_buffer<std::uint8_t> argmax_;
+};
+
+}  // namespace pbnn::opencl
