@@ -18,14 +18,18 @@ namespace {
 using namespace pbnn;
 using test_opencl::differences;
 
-template <class F, class Scheme>
+template <class F, class Scheme, bool Bias = false>
 void check_dense(opencl::runtime& rt) {
-  INFO("scheme " << Scheme::name);
+  INFO("scheme " << Scheme::name << (Bias ? ", with a bias" : ""));
   constexpr std::size_t In = 70, Out = 37, B = 9;
-  dense_layer<policy<F, Scheme>, shape<In>, Out, false> host;
+  dense_layer<policy<F, Scheme>, shape<In>, Out, Bias> host;
   rng g(61);
   host.init(g);
-  opencl::device_dense<policy<F, Scheme>, In, Out> dev(rt, host.weight());
+  using device_type = opencl::device_dense<policy<F, Scheme>, In, Out, Bias>;
+  device_type dev = [&] {
+    if constexpr (Bias) return device_type(rt, host.weight(), host.bias());
+    else return device_type(rt, host.weight());
+  }();
   const auto x = test_opencl::random_tensor<F>(B, In, -1.0f, 1.0f, g);
   const auto dy = test_opencl::random_tensor<F>(B, Out, -0.2f, 0.2f, g);
   opencl::device_tensor<F> x_dev, dy_dev, y_dev, dx_dev;
@@ -51,6 +55,10 @@ void check_dense(opencl::runtime& rt) {
     CHECK(differences(dx_dev.data.download(rt), dx.data.data(), dx.size()) == 0);
     const auto host_grad = test_opencl::real_gradient(host.weight());
     CHECK(differences(test_opencl::real_gradient(rt, dev.weight()), host_grad.data(), host_grad.size()) == 0);
+    if constexpr (Bias) {
+      const auto host_bias_grad = test_opencl::real_gradient(host.bias());
+      CHECK(differences(test_opencl::real_gradient(rt, dev.bias()), host_bias_grad.data(), host_bias_grad.size()) == 0);
+    }
   }
 }
 
@@ -64,4 +72,6 @@ TEMPLATE_TEST_CASE("OpenCL dense layer equals the CPU layer in every scheme", "[
   check_dense<TestType, sign>(*rt);
   check_dense<TestType, stochastic>(*rt);
   check_dense<TestType, progressive<>>(*rt);
+  check_dense<TestType, real, true>(*rt);
+  check_dense<TestType, progressive<>, true>(*rt);
 }

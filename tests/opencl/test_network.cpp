@@ -29,6 +29,8 @@ template <class Backend, class F, class S, class Act>
 using small_mlp = sequential<policy<F, S, Backend>, input<12>, dense<16>, batch_norm<>, Act, dense<8>, batch_norm<>,
                              Act, dense<4, real>, batch_norm<>>;
 template <class Backend, class F, class S, class Act>
+using biased_mlp = sequential<policy<F, S, Backend>, input<12>, dense<16>, batch_norm<>, Act, dense<4, real, true>>;
+template <class Backend, class F, class S, class Act>
 using small_cnn = sequential<policy<F, S, Backend>, input<2, 8, 8>, conv2d<4>, max_pool<>, batch_norm<>, Act,
                              conv2d<6>, batch_norm<>, Act, dense<4, real>, batch_norm<>>;
 
@@ -178,6 +180,7 @@ TEMPLATE_TEST_CASE("OpenCL MLP training equals the CPU's in every scheme", "[ope
   check_training<small_mlp, TestType, sign, binary_act>(*rt, data);
   check_training<small_mlp, TestType, progressive<>, binary_act>(*rt, data);
   check_training<small_mlp, TestType, progressive<log_schedule, activation_gradient::exact>, binary_act>(*rt, data);
+  check_training<biased_mlp, TestType, sign, hardtanh>(*rt, data);
 }
 
 TEMPLATE_TEST_CASE("OpenCL convolutional network training equals the CPU's", "[opencl][network]", fp32, fixed<8>,

@@ -1,5 +1,5 @@
 #pragma once
-// A fully connected layer without bias on an OpenCL device, y = x theta(P)^T, computed as the CPU's
+// A fully connected layer on an OpenCL device, y = x theta(P)^T (+ b), computed as the CPU's
 // dense_layer computes it (same products, rounding and random streams, drawn from the context at the
 // same points): the weights binarized per the policy's scheme, the product in the device GEMM
 // (fp32, or int8/int16 with int32 sums requantized on the device), the scheme's gradient mask.
@@ -14,6 +14,8 @@
 #include "pbnn/context.hpp"
 #include "pbnn/opencl/binarize.hpp"
 #include "pbnn/opencl/gemm.hpp"
+#include "pbnn/opencl/kernels/bias_cl.hpp"
+#include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/parameter.hpp"
 #include "pbnn/opencl/quantize.hpp"
 #include "pbnn/opencl/tensor.hpp"
@@ -22,7 +24,7 @@
 
 namespace pbnn::opencl {
 
-template <class Policy, std::size_t In, std::size_t Out>
+template <class Policy, std::size_t In, std::size_t Out, bool Bias = false>
 class device_dense {
  public:
   using format = typename Policy::format;
@@ -30,14 +32,20 @@ class device_dense {
   using value_type = storage_t<format>;
 
   // The layer with the host parameter's current values (initialize or load on the host, then upload).
-  device_dense(runtime& rt, const parameter<format>& weight) : weight_(device_parameter<format>::from_host(rt, weight)) {
-    if (weight.size() != In * Out)
-      throw std::invalid_argument(fmt::format("pbnn::opencl::device_dense: a {}-element weight for {} x {}", weight.size(),
-                                              Out, In));
+  device_dense(runtime& rt, const parameter<format>& weight) requires(!Bias)
+      : weight_(device_parameter<format>::from_host(rt, weight)) {
+    check_size(weight, In * Out, "weight");
+    theta_exp_.resize(rt, 1);
+  }
+  device_dense(runtime& rt, const parameter<format>& weight, const parameter<format>& bias) requires Bias
+      : weight_(device_parameter<format>::from_host(rt, weight)), bias_(device_parameter<format>::from_host(rt, bias)) {
+    check_size(weight, In * Out, "weight");
+    check_size(bias, Out, "bias");
     theta_exp_.resize(rt, 1);
   }
 
   device_parameter<format>& weight() noexcept { return weight_; }
+  device_parameter<format>& bias() noexcept requires Bias { return bias_; }
 
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows();
@@ -45,9 +53,16 @@ class device_dense {
     scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     if constexpr (!is_fixed_v<format>) {
       matmul_xwt(rt, x.data, theta_, y.data, b, Out, In);
+      if constexpr (Bias)
+        detail::launch(rt, program(rt), "add_bias", b * Out, y.data.handle(), detail::checked_count(b),
+                       detail::checked_count(Out), bias_.value.handle());
       check(rt.queue().enqueueFillBuffer(y.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
     } else {
       matmul_xwt(rt, x.data, theta_, acc_, b, Out, In);
+      if constexpr (Bias)  // in the sums' units, rounded to nearest, as the CPU layer adds it
+        detail::launch(rt, program(rt), "add_bias", b * Out, acc_.handle(), detail::checked_count(b),
+                       detail::checked_count(Out), bias_.value.handle(), cl_int{bias_.exp}, x.exp.handle(),
+                       theta_exp_.handle());
       requantize_dynamic(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{});
     }
   }
@@ -78,10 +93,28 @@ class device_dense {
       mask_saturated<format>(rt, weight_.value, weight_.exp, weight_.size(), ctx.v, weight_.grad);
       weight_.grad_factor = ctx.v;
     }
+    if constexpr (Bias) {
+      bias_.grad_factor = 1.0f;
+      detail::launch(rt, program(rt), "bias_grad", Out, dy.data.handle(), dy.exp.handle(), detail::checked_count(b),
+                     detail::checked_count(Out), bias_.grad.handle(), bias_.grad_exp.handle());
+    }
   }
 
  private:
+  static void check_size(const parameter<format>& p, std::size_t n, const char* what) {
+    if (p.size() != n)
+      throw std::invalid_argument(
+          fmt::format("pbnn::opencl::device_dense: a {}-element {} for {} x {}", p.size(), what, Out, In));
+  }
+  static const cl::Program& program(runtime& rt) {
+    using S = storage_t<format>;
+    return rt.program(kernels::bias_source, !is_fixed_v<format> ? "-DTQ=float -DFIXED=0"
+                                            : sizeof(S) == 1    ? "-DTQ=char -DFIXED=1"
+                                                                : "-DTQ=short -DFIXED=1");
+  }
+
   device_parameter<format> weight_;
+  device_parameter<format> bias_;  // empty without a bias
   device_buffer<value_type> theta_;
   device_buffer<int> theta_exp_;
   device_buffer<std::int32_t> acc_;  // fixed formats: int32 sums before requantization

@@ -78,17 +78,16 @@ constexpr bool rounds_errors_stochastically() {
 
 }  // namespace detail
 
-// dense<Out> without bias.
-template <class P, class In, std::size_t Out>
-inline constexpr bool has_device_version<dense_layer<P, In, Out, false>> = true;
-template <class P, class In, std::size_t Out>
-class device_layer<dense_layer<P, In, Out, false>> {
+template <class P, class In, std::size_t Out, bool Bias>
+inline constexpr bool has_device_version<dense_layer<P, In, Out, Bias>> = true;
+template <class P, class In, std::size_t Out, bool Bias>
+class device_layer<dense_layer<P, In, Out, Bias>> {
  public:
-  using host_type = dense_layer<P, In, Out, false>;
+  using host_type = dense_layer<P, In, Out, Bias>;
   using format = typename P::format;
   using tensor = device_tensor<format>;
 
-  device_layer(runtime& rt, host_type& h) : dense_(rt, h.weight()) {}
+  device_layer(runtime& rt, host_type& h) : dense_(make(rt, h)) {}
 
   void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) { dense_.forward(rt, x, y, ctx); }
   void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context& ctx) {
@@ -97,20 +96,24 @@ class device_layer<dense_layer<P, In, Out, false>> {
   template <class Fn>
   void for_each_parameter(Fn&& fn) {
     fn(dense_.weight());
+    if constexpr (Bias) fn(dense_.bias());
   }
-  void upload(runtime& rt, host_type& h) { detail::upload_values(rt, dense_.weight(), h.weight()); }
-  void download(runtime& rt, host_type& h) { detail::download_values(rt, dense_.weight(), h.weight()); }
+  void upload(runtime& rt, host_type& h) {
+    detail::upload_values(rt, dense_.weight(), h.weight());
+    if constexpr (Bias) detail::upload_values(rt, dense_.bias(), h.bias());
+  }
+  void download(runtime& rt, host_type& h) {
+    detail::download_values(rt, dense_.weight(), h.weight());
+    if constexpr (Bias) detail::download_values(rt, dense_.bias(), h.bias());
+  }
 
  private:
-  device_dense<P, In::size, Out> dense_;
-};
-
-// dense<Out, Scheme, true>: the bias is not on the device yet.
-template <class P, class In, std::size_t Out>
-struct device_layer<dense_layer<P, In, Out, true>> {
-  static_assert(Out == 0,
-                "pbnn::opencl::backend: dense<Out, Scheme, true> (a dense layer with a bias) has no device version; "
-                "follow the layer with a batch_norm<> instead, as the example networks do");
+  using device_type = device_dense<P, In::size, Out, Bias>;
+  static device_type make(runtime& rt, host_type& h) {
+    if constexpr (Bias) return device_type(rt, h.weight(), h.bias());
+    else return device_type(rt, h.weight());
+  }
+  device_type dense_;
 };
 
 template <class P, class In, std::size_t Cout, std::size_t K, std::size_t S, std::size_t Pad>
