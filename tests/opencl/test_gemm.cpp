@@ -86,11 +86,16 @@ void check_products(opencl::runtime& rt, std::size_t b, std::size_t n, std::size
 TEMPLATE_TEST_CASE("OpenCL GEMMs match the CPU backend's products", "[opencl][gemm]", float, std::int8_t, std::int16_t) {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
-  const opencl::gemm_tuning standard{}, small{16, 2};
+  const opencl::gemm_tuning standard{}, small{16, 2}, large{64, 4};
   check_products<TestType>(*rt, 37, 53, 71, standard);
   check_products<TestType>(*rt, 100, 10, 500, standard);  // the MLP's last layer: 500 = 15.6 tiles of k
   check_products<TestType>(*rt, 1, 1, 1, standard);
   check_products<TestType>(*rt, 33, 65, 17, small);
+  check_products<TestType>(*rt, 130, 70, 150, large);
+  // Long reductions over few outputs: k split over work-groups, the slices summed after.
+  REQUIRE(opencl::detail::split_count(1, 3000, 32, opencl::gemm_tuning{}) == 5);
+  check_products<TestType>(*rt, 3000, 20, 30, standard);  // dW = dY^T X sums 3000 rows
+  check_products<TestType>(*rt, 5, 7, 3000, standard);    // Y = X W^T sums 3000 inputs
 }
 
 TEST_CASE("OpenCL GEMM rejects impossible tilings and operands too small for the shape", "[opencl][gemm]") {

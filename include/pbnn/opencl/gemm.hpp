@@ -5,6 +5,7 @@
 //   matmul_dytx: dW[n x k] = dY^T X              (fp32: float results; int8/int16: int32 sums)
 // All three enqueue one kernel without waiting. Tile sizes are build options (-DTS, -DWPT), so a
 // device can be given its own (gemm_tuning).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -22,8 +23,13 @@
 namespace pbnn::opencl {
 
 struct gemm_tuning {
-  int tile = 32;            // TS: the work-group computes a tile x tile block of C
+  int tile = 0;             // TS: the work-group computes a tile x tile block of C; 0: 64 for large C, else 32
   int per_item = 4;         // WPT: each work-item computes per_item x per_item outputs
+  // Long reductions over few output tiles (a convolution's weight gradient sums over every pixel of
+  // the batch into a small C) leave most of a GPU idle: k is then split over work-groups until about
+  // this many run, each summing at least min_split_k of it, and the slices are added up after.
+  std::size_t target_groups = 1024;
+  std::size_t min_split_k = 512;
 };
 
 namespace detail {
@@ -37,6 +43,15 @@ constexpr const char* cl_type_name() {
 template <class T>
 using gemm_result_t = std::conditional_t<std::is_same_v<T, float>, float, std::int32_t>;
 
+// How many slices k is cut into (1: none): until about t.target_groups work-groups run, each slice a
+// whole number of tiles and at least t.min_split_k long.
+inline std::size_t split_count(std::size_t tiles, std::size_t k, std::size_t tile, const gemm_tuning& t) {
+  if (tiles >= t.target_groups || k < 2 * t.min_split_k) return 1;
+  const std::size_t wanted = (t.target_groups + tiles - 1) / tiles;
+  const std::size_t most = k / std::max(t.min_split_k, tile);
+  return std::max<std::size_t>(1, std::min(wanted, most));
+}
+
 // C[m x n] (=|+=) sum_p opA(i, p) opB(j, p); a_kmajor / b_kmajor: the operand is stored [k x rows].
 template <class T>
 void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device_buffer<T>& A, bool a_kmajor,
@@ -44,7 +59,12 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
           const gemm_tuning& t) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t>,
                 "pbnn::opencl::gemm: operands must be float, int8 or int16");
-  if (t.tile <= 0 || t.per_item <= 0 || t.tile % t.per_item)
+  if (t.tile == 0) {  // 64-wide tiles reuse operands twice as much, where C has enough of them to fill a GPU
+    gemm_tuning chosen = t;
+    chosen.tile = (m / 64) * (n / 64) >= 512 ? 64 : 32;
+    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen);
+  }
+  if (t.tile < 0 || t.per_item <= 0 || t.tile % t.per_item)
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: tile {} must be a positive multiple of per_item {}",
                                             t.tile, t.per_item));
   constexpr auto int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());
@@ -58,10 +78,18 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
       fmt::format("-DTA={} -DTACC={} -DA_KMAJOR={} -DB_KMAJOR={} -DTS={} -DWPT={}", cl_type_name<T>(),
                   std::is_same_v<T, float> ? "float" : "int", a_kmajor ? 1 : 0, b_kmajor ? 1 : 0, t.tile, t.per_item);
   const auto tile = static_cast<std::size_t>(t.tile), items = static_cast<std::size_t>(t.tile / t.per_item);
-  launch_range(rt, rt.program(kernels::gemm_source, options), "gemm",
-               cl::NDRange((n + tile - 1) / tile * items, (m + tile - 1) / tile * items), cl::NDRange(items, items),
-               static_cast<cl_int>(m), static_cast<cl_int>(n), static_cast<cl_int>(k), A.handle(), B.handle(),
-               C.handle(), cl_int{accumulate});
+  const std::size_t tiles_n = (n + tile - 1) / tile, tiles_m = (m + tile - 1) / tile;
+  const std::size_t splits = split_count(tiles_m * tiles_n, k, tile, t);
+  const std::size_t kchunk = (k + splits - 1) / splits;
+  using R = gemm_result_t<T>;
+  const cl::Program& program = rt.program(kernels::gemm_source, options);
+  const cl::Buffer& target = splits > 1 ? rt.scratch(splits * m * n * sizeof(R)) : C.handle();
+  launch_range(rt, program, "gemm", cl::NDRange(tiles_n * items, tiles_m * items, splits), cl::NDRange(items, items, 1),
+               static_cast<cl_int>(m), static_cast<cl_int>(n), static_cast<cl_int>(k), A.handle(), B.handle(), target,
+               cl_int{splits > 1 ? 0 : accumulate}, static_cast<cl_int>(kchunk));
+  if (splits > 1)
+    launch(rt, program, "gemm_sum_splits", m * n, target, static_cast<cl_int>(splits), checked_count(m * n), C.handle(),
+           cl_int{accumulate});
 }
 
 }  // namespace detail

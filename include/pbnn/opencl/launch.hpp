@@ -36,8 +36,11 @@ void launch_range(runtime& rt, const cl::Program& program, const char* name, con
     ++index;
   };
   (set(args), ...);
-  if (const cl_int err = rt.queue().enqueueNDRangeKernel(k, cl::NullRange, global, local); err != CL_SUCCESS)
-    check(err, fmt::format("enqueueing {}", name));
+  cl::Event done;
+  const cl_int err = rt.queue().enqueueNDRangeKernel(k, cl::NullRange, global, local, nullptr,
+                                                     rt.profiling() ? &done : nullptr);
+  if (err != CL_SUCCESS) check(err, fmt::format("enqueueing {}", name));
+  if (rt.profiling()) rt.record(name, std::move(done));
 }
 
 // One work-item per element of n.

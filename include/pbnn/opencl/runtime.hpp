@@ -2,12 +2,16 @@
 // One OpenCL device in use: its context, an in-order command queue, and the programs built for it.
 // A program is compiled once per (source, build options) and kept for the runtime's lifetime, so the
 // kernels of every layer share one build each.
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -26,7 +30,10 @@ class runtime {
     cl_int err = CL_SUCCESS;
     context_ = cl::Context(entry_.device, nullptr, nullptr, nullptr, &err);
     check(err, fmt::format("creating a context on {}", entry_.label()));
-    queue_ = cl::CommandQueue(context_, entry_.device, cl::QueueProperties::None, &err);
+    const char* profile = std::getenv("PBNN_OPENCL_PROFILE");
+    profiling_ = profile && *profile && std::string_view(profile) != "0";
+    queue_ = cl::CommandQueue(context_, entry_.device,
+                              profiling_ ? cl::QueueProperties::Profiling : cl::QueueProperties::None, &err);
     check(err, fmt::format("creating a command queue on {}", entry_.label()));
   }
 
@@ -68,11 +75,52 @@ class runtime {
     return by_name.emplace(name, k).first->second;
   }
 
+  // A device scratch buffer of at least `bytes`, shared by every operation of this runtime: the queue
+  // is in order, so each use ends before the next begins. Grows, never shrinks.
+  const cl::Buffer& scratch(std::size_t bytes) {
+    if (bytes > scratch_bytes_) {
+      cl_int err = CL_SUCCESS;
+      scratch_ = cl::Buffer(context_, CL_MEM_READ_WRITE, bytes, nullptr, &err);
+      check(err, fmt::format("allocating {} bytes of scratch on {}", bytes, entry_.label()));
+      scratch_bytes_ = bytes;
+    }
+    return scratch_;
+  }
+
   // Programs compiled so far (each (source, options) pair counts once).
   std::size_t builds() const noexcept { return builds_; }
 
   // Waits for everything enqueued so far.
   void finish() { check(queue_.finish(), "waiting for the command queue"); }
+
+  // Kernel profiling, on where the environment sets PBNN_OPENCL_PROFILE (to anything but 0) when the
+  // runtime is made: every launch keeps its event, and take_profile() sums the device time per kernel.
+  struct kernel_time {
+    std::string name;
+    std::size_t launches = 0;
+    double milliseconds = 0;
+  };
+  bool profiling() const noexcept { return profiling_; }
+  void record(const char* kernel, cl::Event done) { profiled_.emplace_back(kernel, std::move(done)); }
+  // Device time per kernel name of the launches since the last call, longest first (waits for them).
+  std::vector<kernel_time> take_profile() {
+    finish();
+    std::map<std::string, kernel_time> by_name;
+    for (const auto& [name, ev] : profiled_) {
+      cl_ulong start = 0, end = 0;
+      check(ev.getProfilingInfo(CL_PROFILING_COMMAND_START, &start), "reading a kernel's start time");
+      check(ev.getProfilingInfo(CL_PROFILING_COMMAND_END, &end), "reading a kernel's end time");
+      auto& t = by_name[name];
+      t.name = name;
+      ++t.launches;
+      t.milliseconds += static_cast<double>(end - start) * 1e-6;
+    }
+    profiled_.clear();
+    std::vector<kernel_time> out;
+    for (auto& [name, t] : by_name) out.push_back(std::move(t));
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.milliseconds > b.milliseconds; });
+    return out;
+  }
 
  private:
   device_entry entry_;
@@ -84,6 +132,10 @@ class runtime {
   std::map<std::string, by_source_map, std::less<>> programs_;
   std::map<cl_program, std::map<std::string, cl::Kernel, std::less<>>> kernels_;
   std::size_t builds_ = 0;
+  bool profiling_ = false;
+  cl::Buffer scratch_;
+  std::size_t scratch_bytes_ = 0;
+  std::vector<std::pair<std::string, cl::Event>> profiled_;
 };
 
 }  // namespace pbnn::opencl

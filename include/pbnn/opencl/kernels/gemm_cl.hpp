@@ -7,6 +7,8 @@
 //   A_KMAJOR / B_KMAJOR  0: operand stored [rows x k] (k contiguous), 1: stored [k x rows]
 //   TS, WPT  tile side and outputs per work-item per dimension (TS % WPT == 0)
 // Integer sums wrap modulo 2^32 like int32 arithmetic; the callers keep them exact (see int_gemm.hpp).
+// Split k: work-group z of the third dimension sums p in [z kchunk, (z + 1) kchunk) into its own
+// m x n slice of C (a workspace), and gemm_sum_splits adds the slices up; with one split, C itself.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_source = R"CLC(
@@ -31,9 +33,11 @@ inline constexpr const char* gemm_source = R"CLC(
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
-          __global TACC* restrict C, const int accumulate) {
+          __global TACC* restrict C, const int accumulate, const int kchunk) {
   const int tx = get_local_id(0), ty = get_local_id(1);  // tx: columns of C, ty: rows
   const int col0 = get_group_id(0) * TS, row0 = get_group_id(1) * TS;
+  const int kbegin = get_group_id(2) * kchunk, kend = min(k, kbegin + kchunk);
+  C += (size_t)get_group_id(2) * m * n;
   __local TA As[TS][TS + 1];  // As[r][p] = opA(row0 + r, p0 + p); +1 avoids bank conflicts
   __local TA Bs[TS][TS + 1];  // Bs[c][p] = opB(col0 + c, p0 + p)
   TACC acc[WPT][WPT];
@@ -42,7 +46,7 @@ void gemm(const int m, const int n, const int k, __global const TA* restrict A, 
 
   // Every work-item of the group runs the same number of iterations of both loops, so the
   // barriers are uniform (PoCL requires it).
-  for (int p0 = 0; p0 < k; p0 += TS) {
+  for (int p0 = kbegin; p0 < kend; p0 += TS) {
     for (int l = ty * RTS + tx; l < TS * TS; l += RTS * RTS) {
 #if A_KMAJOR
       const int r = l % TS, p = l / TS;  // consecutive work-items read consecutive rows
@@ -50,14 +54,14 @@ void gemm(const int m, const int n, const int k, __global const TA* restrict A, 
       const int r = l / TS, p = l % TS;  // consecutive work-items read consecutive k
 #endif
       const int gi = row0 + r, gp = p0 + p;
-      As[r][p] = (gi < m && gp < k) ? A_AT(gi, gp) : (TA)0;
+      As[r][p] = (gi < m && gp < kend) ? A_AT(gi, gp) : (TA)0;
 #if B_KMAJOR
       const int c = l % TS, q = l / TS;
 #else
       const int c = l / TS, q = l % TS;
 #endif
       const int gj = col0 + c, gq = p0 + q;
-      Bs[c][q] = (gj < n && gq < k) ? B_AT(gj, gq) : (TA)0;
+      Bs[c][q] = (gj < n && gq < kend) ? B_AT(gj, gq) : (TA)0;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int p = 0; p < TS; ++p) {
@@ -82,6 +86,16 @@ void gemm(const int m, const int n, const int k, __global const TA* restrict A, 
       }
     }
   }
+}
+
+// C[i] (=|+=) the sum of the splits' slices W[z mn + i], z = 0 .. splits - 1 in order.
+__kernel void gemm_sum_splits(__global const TACC* restrict W, const int splits, const uint mn,
+                              __global TACC* restrict C, const int accumulate) {
+  const uint i = get_global_id(0);
+  if (i >= mn) return;
+  TACC s = accumulate ? C[i] : (TACC)0;
+  for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
+  C[i] = s;
 }
 )CLC";
 
