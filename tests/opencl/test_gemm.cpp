@@ -98,6 +98,29 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs match the CPU backend's products", "[opencl][ge
   check_products<TestType>(*rt, 5, 7, 3000, standard);    // Y = X W^T sums 3000 inputs
 }
 
+TEMPLATE_TEST_CASE("OpenCL 64-bit weight gradients sum runs of exact int32 products", "[opencl][gemm]", std::int8_t,
+                   std::int16_t) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  constexpr std::size_t b = 1000, n = 13, k = 9;
+  std::mt19937 g(17);
+  const auto x = random_values<TestType>(b * k, g), dy = random_values<TestType>(b * n, g);
+  opencl::device_buffer<TestType> X, DY;
+  X.upload(*rt, x);
+  DY.upload(*rt, dy);
+  std::vector<std::int32_t> cpu(n * k);
+  detail::int_matmul_scratch<TestType> scratch;
+  detail::matmul_dytx(dy.data(), x.data(), cpu.data(), b, n, k, scratch);
+  for (const std::size_t run : {std::size_t{100}, std::size_t{333}, b}) {
+    INFO("runs of " << run << " rows");
+    opencl::device_buffer<std::int64_t> wide;
+    opencl::matmul_dytx_wide(*rt, DY, X, wide, b, n, k, run);
+    const auto got = wide.download(*rt);
+    REQUIRE(got.size() == cpu.size());
+    CHECK(std::equal(got.begin(), got.end(), cpu.begin()));
+  }
+}
+
 TEST_CASE("OpenCL GEMM rejects impossible tilings and operands too small for the shape", "[opencl][gemm]") {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;

@@ -2,8 +2,8 @@
 // A 2-D convolution without bias on an OpenCL device, computed as the CPU's conv2d_layer computes it
 // (im2col + GEMM; the same rounding and random streams, drawn from the context at the same points).
 // dx always goes through dcols and col2im: its int32 sums equal those of the CPU's flipped-kernel
-// path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in chunks
-// the int32 GEMM sums exactly, in 64 bits, then narrow them with one shift, as the CPU does.
+// path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in runs
+// the int32 GEMM sums exactly, added in 64 bits, then narrow them with one shift, as the CPU does.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -89,7 +89,8 @@ class device_conv2d {
  private:
   static conv_geometry geometry(std::size_t b) { return {b, H, W, C, K, Stride, Pad}; }
 
-  // dW = dy^T cols over m rows, in chunks of the exact int32 reduction (conv2d.hpp's contract).
+  // dW = dy^T cols over m rows, in runs of the exact int32 reduction added in 64 bits, then narrowed
+  // with one shift (conv2d.hpp's contract).
   void weight_gradient_int(runtime& rt, const device_tensor<format>& dy, const device_tensor<format>& x, std::size_t m) {
     constexpr std::size_t chunk = pbnn::detail::exact_int_reduction<value_type>;
     const std::size_t n = Cout * patch;
@@ -98,34 +99,18 @@ class device_conv2d {
       sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);
       return;
     }
-    wide_.resize(rt, n);
-    const auto& program = detail::quantize_program<value_type>(rt);
-    for (std::size_t r0 = 0; r0 < m; r0 += chunk) {
-      const std::size_t rows = std::min(chunk, m - r0);
-      // Views of this chunk's rows: sub-buffers would need aligned origins, so copy them instead.
-      dy_chunk_.resize(rt, rows * Cout);
-      cols_chunk_.resize(rt, rows * patch);
-      check(rt.queue().enqueueCopyBuffer(dy.data.handle(), dy_chunk_.handle(), r0 * Cout * sizeof(value_type), 0,
-                                         rows * Cout * sizeof(value_type)),
-            "copying a chunk of dy");
-      check(rt.queue().enqueueCopyBuffer(cols_.handle(), cols_chunk_.handle(), r0 * patch * sizeof(value_type), 0,
-                                         rows * patch * sizeof(value_type)),
-            "copying a chunk of cols");
-      matmul_dytx(rt, dy_chunk_, cols_chunk_, partial_, rows, Cout, patch);
-      detail::launch(rt, program, "accumulate_wide", n, partial_.handle(), detail::checked_count(n), wide_.handle(),
-                     cl_int{r0 == 0});
-    }
+    matmul_dytx_wide(rt, dy.data, cols_, wide_, m, Cout, patch, chunk);
     weight_.grad.resize(rt, n);
-    detail::launch_range(rt, program, "narrow_wide", cl::NDRange(detail::reduction_group),
+    detail::launch_range(rt, detail::quantize_program<value_type>(rt), "narrow_wide", cl::NDRange(detail::reduction_group),
                          cl::NDRange(detail::reduction_group), wide_.handle(), detail::checked_count(n),
                          weight_.grad.handle(), dy.exp.handle(), x.exp.handle(), weight_.grad_exp.handle());
   }
 
   using grad_value = std::conditional_t<is_fixed_v<format>, std::int32_t, float>;
   device_parameter<format> weight_;
-  device_buffer<value_type> theta_, cols_, dy_chunk_, cols_chunk_;
+  device_buffer<value_type> theta_, cols_;
   device_buffer<int> theta_exp_;
-  device_buffer<std::int32_t> acc_, dx_acc_, partial_;
+  device_buffer<std::int32_t> acc_, dx_acc_;
   device_buffer<grad_value> dcols_;
   device_buffer<std::int64_t> wide_;
 };

@@ -7,8 +7,9 @@
 //   A_KMAJOR / B_KMAJOR  0: operand stored [rows x k] (k contiguous), 1: stored [k x rows]
 //   TS, WPT  tile side and outputs per work-item per dimension (TS % WPT == 0)
 // Integer sums wrap modulo 2^32 like int32 arithmetic; the callers keep them exact (see int_gemm.hpp).
-// Split k: work-group z of the third dimension sums p in [z kchunk, (z + 1) kchunk) into its own
-// m x n slice of C (a workspace), and gemm_sum_splits adds the slices up; with one split, C itself.
+// Split k: work-group z of the third dimension sums p in [kbase + z kchunk, kbase + (z + 1) kchunk),
+// p < kstop, into its own m x n slice of C (a workspace), and gemm_sum_splits adds the slices up
+// (gemm_sum_splits_wide in 64 bits); with one split from 0 to k, C itself.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_source = R"CLC(
@@ -33,10 +34,10 @@ inline constexpr const char* gemm_source = R"CLC(
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
-          __global TACC* restrict C, const int accumulate, const int kchunk) {
+          __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop) {
   const int tx = get_local_id(0), ty = get_local_id(1);  // tx: columns of C, ty: rows
   const int col0 = get_group_id(0) * TS, row0 = get_group_id(1) * TS;
-  const int kbegin = get_group_id(2) * kchunk, kend = min(k, kbegin + kchunk);
+  const int kbegin = kbase + get_group_id(2) * kchunk, kend = min(kstop, kbegin + kchunk);
   C += (size_t)get_group_id(2) * m * n;
   __local TA As[TS][TS + 1];  // As[r][p] = opA(row0 + r, p0 + p); +1 avoids bank conflicts
   __local TA Bs[TS][TS + 1];  // Bs[c][p] = opB(col0 + c, p0 + p)
@@ -97,6 +98,18 @@ __kernel void gemm_sum_splits(__global const TACC* restrict W, const int splits,
   for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
   C[i] = s;
 }
+
+#ifdef WIDE
+// wide[i] (=|+=) the sum of the splits' int32 slices, in 64 bits.
+__kernel void gemm_sum_splits_wide(__global const int* restrict W, const int splits, const uint mn,
+                                   __global long* restrict wide, const int accumulate) {
+  const uint i = get_global_id(0);
+  if (i >= mn) return;
+  long s = accumulate ? wide[i] : 0;
+  for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
+  wide[i] = s;
+}
+#endif
 )CLC";
 
 }  // namespace pbnn::opencl::kernels

@@ -70,13 +70,6 @@ __kernel void requantize(__global const int* acc, const uint n, __global const i
   dst[i] = (TQ)clamp(q, (long)-qmax, (long)qmax);
 }
 
-// Long reductions (a convolution's weight gradient over b H W rows) run in chunks the int32 GEMM
-// sums exactly; wide += partial adds each chunk in 64 bits (first: wide = partial).
-__kernel void accumulate_wide(__global const int* partial, const uint n, __global long* wide, const int first) {
-  const uint i = get_global_id(0);
-  if (i < n) wide[i] = (first ? 0 : wide[i]) + partial[i];
-}
-
 // The 64-bit sums narrowed to int32 with the smallest right shift (nearest even) that fits, and
 // exp_out = exp_a + exp_b + shift, as the CPU's conv2d weight_gradient_int. One work-group.
 __kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
