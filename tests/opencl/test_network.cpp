@@ -212,10 +212,17 @@ TEST_CASE("OpenCL training resumes exactly from a checkpoint, and its export loa
   net_t b(*rt);
   trainer<net_t> tb(b, options());
   REQUIRE(tb.load_checkpoint(ckpt) == 1);
+  const values at_checkpoint = parameter_values(b);
   const epoch_stats sb = tb.run_epoch(data, nullptr, 1);
   CHECK(sb.loss == sa.loss);
   CHECK(sb.train_accuracy == sa.train_accuracy);
   CHECK(compare(parameter_values(b), parameter_values(a), 0.0f).unequal == 0);
+
+  // The file is the CPU backend's checkpoint: the same run continues on the CPU.
+  auto cpu_net = std::make_unique<small_mlp<cpu, fixed<8>, progressive<>, binary_act>>();
+  trainer<small_mlp<cpu, fixed<8>, progressive<>, binary_act>> tcpu(*cpu_net, options());
+  CHECK(tcpu.load_checkpoint(ckpt) == 1);
+  CHECK(compare(parameter_values(*cpu_net), at_checkpoint, 0.0f).unequal == 0);
 
   // A checkpoint of another seed is refused before anything changes.
   train_options other = options();
