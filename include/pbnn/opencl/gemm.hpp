@@ -3,8 +3,8 @@
 // detail/matmul.hpp has them (row-major; W is [n x k]):
 //   matmul_xwt:  Y[b x n]  = X[b x k] W^T        matmul_dyw:  dX[b x k] = dY[b x n] W
 //   matmul_dytx: dW[n x k] = dY^T X              (fp32: float results; int8/int16: int32 sums)
-// All three enqueue one kernel without waiting. Tile sizes are build options (-DTS, -DWPT), so a
-// device can be given its own (gemm_tuning).
+// Each enqueues its kernels (one, or two where k is split) without waiting. Tile sizes are build
+// options (-DTS, -DWPT), so a device can be given its own (gemm_tuning).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
