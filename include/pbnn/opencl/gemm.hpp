@@ -4,19 +4,27 @@
 //   matmul_xwt:  Y[b x n]  = X[b x k] W^T        matmul_dyw:  dX[b x k] = dY[b x n] W
 //   matmul_dytx: dW[n x k] = dY^T X              (fp32: float results; int8/int16: int32 sums)
 // Each enqueues its kernels (one, or two where k is split) without waiting. Tile sizes are build
-// options (-DTS, -DWPT), so a device can be given its own (gemm_tuning).
+// options (-DTS, -DWPT), so a device can be given its own (gemm_tuning). int8 products run on NVIDIA
+// tensor cores (gemm_mma_cl.hpp) where the device builds that kernel, with sums equal to the portable
+// kernel's; PBNN_OPENCL_TENSOR_CORES=0 in the environment, or gemm_tuning::tensor_cores, turns it off.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <type_traits>
 
 #include <fmt/format.h>
 
 #include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/error.hpp"
 #include "pbnn/opencl/kernels/gemm_cl.hpp"
+#include "pbnn/opencl/kernels/gemm_mma_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/runtime.hpp"
 
@@ -30,7 +38,23 @@ struct gemm_tuning {
   // this many run, each summing at least min_split_k of it, and the slices are added up after.
   std::size_t target_groups = 1024;
   std::size_t min_split_k = 512;
+  bool tensor_cores = true;  // int8 operands through PTX mma.sync where the device compiles it
 };
+
+// Whether int8 GEMMs on this runtime's device run on tensor cores: an NVIDIA device (sm_80 or later)
+// whose compiler builds the mma kernel, and PBNN_OPENCL_TENSOR_CORES not 0. Probed once per runtime.
+inline bool int8_tensor_cores(runtime& rt) {
+  return rt.probe("int8 mma.sync", [&] {
+    const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
+    if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
+    try {
+      rt.program(kernels::gemm_mma_source, "-DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DBM=64 -DBN=64");
+      return true;
+    } catch (const opencl_error&) {  // an older GPU or compiler: ptxas refuses mma.sync
+      return false;
+    }
+  });
+}
 
 namespace detail {
 
@@ -50,16 +74,51 @@ std::string gemm_options(bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
                      t.per_item, std::is_same_v<T, float> ? "" : " -DWIDE");
 }
 
-// The gemm kernel over p in [kbase + z kchunk, kbase + (z + 1) kchunk), p < kstop, for z < splits,
-// split z into the z-th m x n slice of target.
+// One of the GEMM kernels as built: each work-group of local_x x local_y items computes a tile x tile
+// block of C.
+struct gemm_kernel {
+  const cl::Program* program;
+  const char* name;
+  std::size_t tile, local_x, local_y;
+};
+
 template <class T>
-void enqueue_gemm(runtime& rt, const cl::Program& program, std::size_t m, std::size_t n, std::size_t k,
-                  const device_buffer<T>& A, const device_buffer<T>& B, const cl::Buffer& target, bool accumulate,
-                  const gemm_tuning& t, std::size_t splits, std::size_t kchunk, std::size_t kbase, std::size_t kstop) {
-  const auto tile = static_cast<std::size_t>(t.tile), items = static_cast<std::size_t>(t.tile / t.per_item);
-  launch_range(rt, program, "gemm", cl::NDRange((n + tile - 1) / tile * items, (m + tile - 1) / tile * items, splits),
-               cl::NDRange(items, items, 1), static_cast<cl_int>(m), static_cast<cl_int>(n), static_cast<cl_int>(k),
-               A.handle(), B.handle(), target, cl_int{accumulate}, static_cast<cl_int>(kchunk),
+gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
+  const auto items = static_cast<std::size_t>(t.tile / t.per_item);
+  return {&rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t)), "gemm",
+          static_cast<std::size_t>(t.tile), items, items};
+}
+
+// The tensor-core kernel for an m x n product whose k slices all start and end at multiples of
+// `align`: 128-wide tiles where C has enough of them to fill a GPU, else 64. An operand is read in
+// aligned words where its layout keeps every word inside one row (gemm_mma_cl.hpp).
+inline gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, bool a_kmajor, bool b_kmajor,
+                            std::size_t align) {
+  const std::size_t tile = (m / 128) * (n / 128) >= 256 ? 128 : 64;
+  const bool a_words = a_kmajor ? m % 4 == 0 : align % 4 == 0, b_words = b_kmajor ? n % 4 == 0 : align % 4 == 0;
+  const std::string options = fmt::format("-DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DBM={} -DBN={}",
+                                          int{a_kmajor}, int{b_kmajor}, int{a_words}, int{b_words}, tile, tile);
+  return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", tile, (tile / 32) * (tile / 32) * 32, 1};
+}
+
+// The greatest power of two, up to 64, dividing every one of the values.
+inline std::size_t common_alignment(std::initializer_list<std::size_t> values) {
+  std::size_t a = 64;
+  for (const std::size_t v : values)
+    while (v % a) a /= 2;
+  return a;
+}
+
+// kernel over p in [kbase + z kchunk, kbase + (z + 1) kchunk), p < kstop, for z < splits, split z into
+// the z-th m x n slice of target.
+inline void enqueue_gemm(runtime& rt, const gemm_kernel& kernel, std::size_t m, std::size_t n, std::size_t k,
+                         const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& target, bool accumulate,
+                         std::size_t splits, std::size_t kchunk, std::size_t kbase, std::size_t kstop) {
+  launch_range(rt, *kernel.program, kernel.name,
+               cl::NDRange((n + kernel.tile - 1) / kernel.tile * kernel.local_x,
+                           (m + kernel.tile - 1) / kernel.tile * kernel.local_y, splits),
+               cl::NDRange(kernel.local_x, kernel.local_y, 1), static_cast<cl_int>(m), static_cast<cl_int>(n),
+               static_cast<cl_int>(k), A, B, target, cl_int{accumulate}, static_cast<cl_int>(kchunk),
                static_cast<cl_int>(kbase), static_cast<cl_int>(kstop));
 }
 
@@ -94,15 +153,25 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
                                             m, n, k, A.size(), B.size()));
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
-  const auto tile = static_cast<std::size_t>(t.tile);
-  const std::size_t splits = split_count(((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, tile, t);
-  const std::size_t kchunk = (k + splits - 1) / splits;
-  const cl::Program& program = rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t));
-  if (splits == 1) return enqueue_gemm(rt, program, m, n, k, A, B, C.handle(), accumulate, t, 1, k, 0, k);
+  const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && int8_tensor_cores(rt);
+  // Tensor-core slices are whole numbers of its 64-long k steps, so they keep word alignment.
+  const auto sliced = [&](std::size_t tile) {
+    std::size_t splits = split_count(((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, tile, t);
+    std::size_t kchunk = (k + splits - 1) / splits;
+    if (tensor_cores && splits > 1) {
+      kchunk = (kchunk + 63) / 64 * 64;
+      splits = (k + kchunk - 1) / kchunk;
+    }
+    return std::pair{splits, kchunk};
+  };
+  const gemm_kernel kernel = tensor_cores ? mma_gemm(rt, m, n, a_kmajor, b_kmajor, common_alignment({k}))
+                                          : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
+  const auto [splits, kchunk] = sliced(kernel.tile);
+  if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
   const cl::Buffer& slices = rt.scratch(splits * m * n * sizeof(gemm_result_t<T>));
-  enqueue_gemm(rt, program, m, n, k, A, B, slices, false, t, splits, kchunk, 0, k);
-  launch(rt, program, "gemm_sum_splits", m * n, slices, static_cast<cl_int>(splits), checked_count(m * n), C.handle(),
-         cl_int{accumulate});
+  enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), slices, false, splits, kchunk, 0, k);
+  launch(rt, rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t)), "gemm_sum_splits", m * n,
+         slices, static_cast<cl_int>(splits), checked_count(m * n), C.handle(), cl_int{accumulate});
 }
 
 }  // namespace detail
@@ -137,11 +206,15 @@ void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buff
     throw std::invalid_argument("pbnn::opencl::matmul_dytx_wide: operands smaller than the shape, or no rows per run");
   dW.resize(rt, n * k);
   const cl::Program& program = rt.program(kernels::gemm_source, detail::gemm_options<T>(true, true, t));
+  const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && int8_tensor_cores(rt);
+  const detail::gemm_kernel kernel =
+      tensor_cores ? detail::mma_gemm(rt, n, k, true, true, detail::common_alignment({exact_rows, b}))
+                   : detail::portable_gemm<T>(rt, true, true, t);
   for (std::size_t r0 = 0; r0 < b; r0 += runs_at_once * exact_rows) {
     const std::size_t r1 = std::min(b, r0 + runs_at_once * exact_rows);
     const std::size_t runs = (r1 - r0 + exact_rows - 1) / exact_rows;
     const cl::Buffer& slices = rt.scratch(runs * slice_bytes);
-    detail::enqueue_gemm(rt, program, n, k, b, dY, X, slices, false, t, runs, exact_rows, r0, r1);
+    detail::enqueue_gemm(rt, kernel, n, k, b, dY.handle(), X.handle(), slices, false, runs, exact_rows, r0, r1);
     detail::launch(rt, program, "gemm_sum_splits_wide", n * k, slices, static_cast<cl_int>(runs),
                    detail::checked_count(n * k), dW.handle(), cl_int{r0 > 0});
   }

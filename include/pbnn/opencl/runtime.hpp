@@ -87,6 +87,25 @@ class runtime {
     return scratch_;
   }
 
+  // Whether the device has an optional feature: test() runs on the first question about `feature`
+  // only (it typically tries a build), and its answer is kept for the runtime's lifetime.
+  bool probe(std::string_view feature, const std::function<bool()>& test) {
+    if (const auto it = probes_.find(feature); it != probes_.end()) return it->second;
+    const bool answer = test();
+    probes_.emplace(std::string(feature), answer);
+    return answer;
+  }
+
+  // Whether the device's extension list names `extension`.
+  bool has_extension(std::string_view extension) const {
+    const std::string all = entry_.device.getInfo<CL_DEVICE_EXTENSIONS>();
+    for (std::size_t at = all.find(extension); at != std::string::npos; at = all.find(extension, at + 1)) {
+      const std::size_t end = at + extension.size();
+      if ((at == 0 || all[at - 1] == ' ') && (end == all.size() || all[end] == ' ')) return true;
+    }
+    return false;
+  }
+
   // Programs compiled so far (each (source, options) pair counts once).
   std::size_t builds() const noexcept { return builds_; }
 
@@ -132,6 +151,7 @@ class runtime {
   std::map<std::string, by_source_map, std::less<>> programs_;
   std::map<cl_program, std::map<std::string, cl::Kernel, std::less<>>> kernels_;
   std::size_t builds_ = 0;
+  std::map<std::string, bool, std::less<>> probes_;
   bool profiling_ = false;
   cl::Buffer scratch_;
   std::size_t scratch_bytes_ = 0;
