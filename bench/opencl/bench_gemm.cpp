@@ -1,13 +1,16 @@
 // The OpenCL GEMM (pbnn/opencl/gemm.hpp) on the default device (PBNN_OPENCL_DEVICE picks another):
 // the forward product of Table 1's second convolution, Y[b 1024 x 128] = cols[b 1024 x 1152] W^T,
 // at batch 32 and 256, per operand type and tile configuration. Each iteration enqueues one product
-// and waits for it, so small shapes include the launch and the wait.
+// and waits for it, so small shapes include the launch and the wait. BM_opencl_conv_products: the
+// layer's three products, int8 on tensor cores and on the portable kernel.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <memory>
 #include <random>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include <pbnn/opencl/gemm.hpp>
 
@@ -60,6 +63,49 @@ void BM_opencl_gemm_xwt(benchmark::State& state) {
   state.SetLabel(rt->device().device_name);
 }
 
+// The three products of Table 1's second convolution at batch range(0), with the default tuning:
+// range(1) 0: Y = cols W^T, 1: dcols = dY W, 2: dW = dY^T cols; range(2) 1: int8 on tensor cores where
+// the device has them (gemm.hpp), 0: the portable kernel.
+template <class T>
+void BM_opencl_conv_products(benchmark::State& state) {
+  auto* rt = device();
+  if (!rt) {
+    state.SkipWithError("no OpenCL device");
+    return;
+  }
+  const std::size_t m = static_cast<std::size_t>(state.range(0)) * 1024, n = 128, k = 1152;
+  opencl::gemm_tuning t;
+  t.tensor_cores = state.range(2) != 0;
+  opencl::device_buffer<T> cols, w, dy;
+  cols.upload(*rt, random_values<T>(m * k));
+  w.upload(*rt, random_values<T>(n * k));
+  dy.upload(*rt, random_values<T>(m * n));
+  opencl::device_buffer<opencl::detail::gemm_result_t<T>> out;
+  const auto product = [&] {
+    switch (state.range(1)) {
+      case 0: return opencl::matmul_xwt(*rt, cols, w, out, m, n, k, t);
+      case 1: return opencl::matmul_dyw(*rt, dy, w, out, m, n, k, t);
+      default: return opencl::matmul_dytx(*rt, dy, cols, out, m, n, k, t);
+    }
+  };
+  product();  // builds the programs
+  rt->finish();
+  for (auto _ : state) {
+    product();
+    rt->finish();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel(fmt::format("{}{}", rt->device().device_name,
+                             t.tensor_cores && opencl::int8_tensor_cores(*rt) && sizeof(T) == 1 ? ", tensor cores" : ""));
+}
+
+void products(benchmark::internal::Benchmark* b) {
+  for (const int batch : {8, 256})
+    for (const int product : {0, 1, 2})
+      for (const int tensor_cores : {1, 0}) b->Args({batch, product, tensor_cores});
+}
+
 void tilings(benchmark::internal::Benchmark* b) {
   for (const int batch : {32, 256})
     for (const auto& [tile, per_item] : {std::pair{32, 4}, std::pair{64, 4}, std::pair{64, 8}})
@@ -71,3 +117,5 @@ void tilings(benchmark::internal::Benchmark* b) {
 BENCHMARK_TEMPLATE(BM_opencl_gemm_xwt, float)->Apply(tilings)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_opencl_gemm_xwt, std::int8_t)->Apply(tilings)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_opencl_gemm_xwt, std::int16_t)->Apply(tilings)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_opencl_conv_products, float)->Apply(products)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_opencl_conv_products, std::int8_t)->Apply(products)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -48,7 +48,8 @@ inline bool int8_tensor_cores(runtime& rt) {
     const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
     if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
     try {
-      rt.program(kernels::gemm_mma_source, "-DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DBM=64 -DBN=64");
+      rt.program(kernels::gemm_mma_source,
+                 "-DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 -DBM=64 -DBN=64");
       return true;
     } catch (const opencl_error&) {  // an older GPU or compiler: ptxas refuses mma.sync
       return false;
@@ -90,14 +91,18 @@ gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_
 }
 
 // The tensor-core kernel for an m x n product whose k slices all start and end at multiples of
-// `align`: 128-wide tiles where C has enough of them to fill a GPU, else 64. An operand is read in
-// aligned words where its layout keeps every word inside one row (gemm_mma_cl.hpp).
-inline gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, bool a_kmajor, bool b_kmajor,
+// `align`: 128-wide tiles where C has enough of them to fill a GPU, else 64. A row-major operand is
+// read in 16-byte or 4-byte words where align and its row length allow, a k-major one in words of 4
+// rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
+inline gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
                             std::size_t align) {
   const std::size_t tile = (m / 128) * (n / 128) >= 256 ? 128 : 64;
-  const bool a_words = a_kmajor ? m % 4 == 0 : align % 4 == 0, b_words = b_kmajor ? n % 4 == 0 : align % 4 == 0;
-  const std::string options = fmt::format("-DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DBM={} -DBN={}",
-                                          int{a_kmajor}, int{b_kmajor}, int{a_words}, int{b_words}, tile, tile);
+  const std::size_t row_align = std::min(align, k % 16 == 0 ? std::size_t{16} : k % 4 == 0 ? 4 : 1);
+  const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : row_align >= 4; };
+  const std::string options = fmt::format(
+      "-DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} -DBM={} -DBN={}",
+      int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
+      int{!a_kmajor && row_align >= 16}, int{!b_kmajor && row_align >= 16}, tile, tile);
   return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", tile, (tile / 32) * (tile / 32) * 32, 1};
 }
 
@@ -164,7 +169,7 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
     }
     return std::pair{splits, kchunk};
   };
-  const gemm_kernel kernel = tensor_cores ? mma_gemm(rt, m, n, a_kmajor, b_kmajor, common_alignment({k}))
+  const gemm_kernel kernel = tensor_cores ? mma_gemm(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}))
                                           : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
   const auto [splits, kchunk] = sliced(kernel.tile);
   if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
@@ -191,8 +196,9 @@ void matmul_dyw(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>&
   detail::gemm(rt, b, k, n, dY, false, W, true, dX, false, t);
 }
 // dW[n x k] = dY[b x n]^T X[b x k] in 64 bits, for integer operands whose int32 sums are exact only
-// over exact_rows rows (int16): each run of exact_rows rows is summed in int32 by a work-group of
-// its own, and the runs are added in 64 bits. The slices of at most 256 MB of scratch at a time.
+// over exact_rows rows (int16, or int8 over long batches): each run of at most exact_rows rows (shorter
+// where that fills the device better) is summed in int32 by work-groups of its own, and the runs are
+// added in 64 bits. The slices take at most 256 MB of scratch at a time.
 template <class T>
 void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& X,
                       device_buffer<std::int64_t>& dW, std::size_t b, std::size_t n, std::size_t k,
@@ -201,20 +207,24 @@ void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buff
   if (t.tile == 0) t.tile = 32;
   constexpr std::size_t scratch_cap = std::size_t{256} << 20;
   const std::size_t slice_bytes = n * k * sizeof(std::int32_t);
-  const std::size_t runs_at_once = std::max<std::size_t>(1, scratch_cap / std::max<std::size_t>(slice_bytes, 1));
   if (exact_rows == 0 || b * n > dY.size() || b * k > X.size())
     throw std::invalid_argument("pbnn::opencl::matmul_dytx_wide: operands smaller than the shape, or no rows per run");
   dW.resize(rt, n * k);
   const cl::Program& program = rt.program(kernels::gemm_source, detail::gemm_options<T>(true, true, t));
   const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && int8_tensor_cores(rt);
-  const detail::gemm_kernel kernel =
-      tensor_cores ? detail::mma_gemm(rt, n, k, true, true, detail::common_alignment({exact_rows, b}))
-                   : detail::portable_gemm<T>(rt, true, true, t);
-  for (std::size_t r0 = 0; r0 < b; r0 += runs_at_once * exact_rows) {
-    const std::size_t r1 = std::min(b, r0 + runs_at_once * exact_rows);
-    const std::size_t runs = (r1 - r0 + exact_rows - 1) / exact_rows;
+  const detail::gemm_kernel kernel = tensor_cores ? detail::mma_gemm(rt, n, k, b, true, true, 1)
+                                                  : detail::portable_gemm<T>(rt, true, true, t);
+  // Any run of at most exact_rows rows sums exactly: runs as short as a full GPU wants.
+  const std::size_t tiles = ((n + kernel.tile - 1) / kernel.tile) * ((k + kernel.tile - 1) / kernel.tile);
+  const std::size_t wanted = detail::split_count(tiles, b, kernel.tile, t);
+  std::size_t run = std::min(exact_rows, (b + wanted - 1) / wanted);
+  if (tensor_cores && run > 64) run = run / 64 * 64;  // whole k steps of the mma kernel
+  const std::size_t runs_at_once = std::max<std::size_t>(1, scratch_cap / std::max<std::size_t>(slice_bytes, 1));
+  for (std::size_t r0 = 0; r0 < b; r0 += runs_at_once * run) {
+    const std::size_t r1 = std::min(b, r0 + runs_at_once * run);
+    const std::size_t runs = (r1 - r0 + run - 1) / run;
     const cl::Buffer& slices = rt.scratch(runs * slice_bytes);
-    detail::enqueue_gemm(rt, kernel, n, k, b, dY.handle(), X.handle(), slices, false, runs, exact_rows, r0, r1);
+    detail::enqueue_gemm(rt, kernel, n, k, b, dY.handle(), X.handle(), slices, false, runs, run, r0, r1);
     detail::launch(rt, program, "gemm_sum_splits_wide", n * k, slices, static_cast<cl_int>(runs),
                    detail::checked_count(n * k), dW.handle(), cl_int{r0 > 0});
   }

@@ -4,9 +4,10 @@
 // multiplying through PTX mma.sync.m16n8k32.s8 (sm_80 and later). Integer products are exact, so
 // its sums equal the portable kernel's bit for bit. Built only for NVIDIA devices, and only used
 // where the build succeeds (gemm.hpp); the portable kernel stays the reference.
-// Build options: A_KMAJOR / B_KMAJOR as gemm_cl.hpp; BM, BN: the work-group's tile of C (multiples of
-// 32; each warp computes a 32 x 32 block); A_WORDS / B_WORDS: 1 where the host has checked that the
-// operand can be read as aligned 4-byte words (see gemm.hpp), else byte by byte.
+// Build options: A_KMAJOR / B_KMAJOR as gemm_cl.hpp; BM = BN: the work-group's tile of C (32, 64 or
+// 128; each warp computes a 32 x 32 block); A_WORDS / B_WORDS: 1 where the host has checked that the
+// operand can be read in aligned 4-byte words, A_ALIGN16 / B_ALIGN16 (row-major operands) in 16-byte
+// ones (see gemm.hpp), else byte by byte.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_mma_source = R"CLC(
@@ -34,30 +35,74 @@ inline constexpr const char* gemm_mma_source = R"CLC(
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(c[0]),         \
                  "r"(c[1]), "r"(c[2]), "r"(c[3]))
 
-// Copies the rows x BK tile of an operand at (row0, p0) into local memory, stored [row][k] with k
-// contiguous (the fragments' order) and zeros outside [0, rows_total) x [p0, kend).
-#define LOAD_TILE(L, AT, KMAJOR, WORDS, ROWS, row0, rows_total, ld, G)                                \
-  if (WORDS && !KMAJOR) {                                                                            \
-    __global const int* Gw = (__global const int*)G;                                                 \
-    for (int l = tid; l < ROWS * (BK / 4); l += THREADS) {                                           \
-      const int r = l / (BK / 4), w = l % (BK / 4), gi = row0 + r, gp = p0 + 4 * w;                  \
-      L[r * BKW + w] = (gi < rows_total && gp < kend) ? Gw[((size_t)gi * ld + gp) / 4] : 0;          \
-    }                                                                                                \
-  } else if (WORDS) {                                                                                \
-    __global const int* Gw = (__global const int*)G;                                                 \
-    __local char* L8 = (__local char*)L;                                                             \
-    for (int l = tid; l < (ROWS / 4) * BK; l += THREADS) {                                           \
-      const int r = 4 * (l % (ROWS / 4)), p = l / (ROWS / 4), gi = row0 + r, gp = p0 + p;            \
-      const int word = (gi < rows_total && gp < kend) ? Gw[((size_t)gp * rows_total + gi) / 4] : 0;  \
-      for (int e = 0; e < 4; ++e) L8[(r + e) * (4 * BKW) + p] = (char)(word >> (8 * e));             \
-    }                                                                                                \
-  } else {                                                                                           \
-    __local char* L8 = (__local char*)L;                                                             \
-    for (int l = tid; l < ROWS * BK; l += THREADS) {                                                 \
-      const int r = KMAJOR ? l % ROWS : l / BK, p = KMAJOR ? l / ROWS : l % BK;                       \
-      const int gi = row0 + r, gp = p0 + p;                                                          \
-      L8[r * (4 * BKW) + p] = (gi < rows_total && gp < kend) ? AT(gi, gp) : (char)0;                 \
-    }                                                                                                \
+// Operand tiles travel from global to local memory in 16-byte slots, each work-item holding its
+// slots in registers while the warps multiply the previous tile (one local buffer, no second
+// barrier pair). A row-major slot is 16 consecutive k of one row; a k-major slot is 4 rows x 4 k,
+// read as 4 words along the rows (coalesced) and transposed into 4 row words before the store.
+// Local tiles are [row][k] with k contiguous, the fragments' order. Outside [0, rows) x [p0, kend): 0.
+#define SLOTS(ROWS) ((ROWS) * (BK / 16) / THREADS)
+
+#define FETCH_TILE(R, P0, AT, KMAJOR, WORDS, ALIGN16, ROWS, row0, rows_total, ld, G)                 \
+  for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
+    const int l = tid + s * THREADS;                                                               \
+    if (!KMAJOR) {                                                                                 \
+      const int r = l / (BK / 16), gi = row0 + r, gp = P0 + 16 * (l % (BK / 16));                  \
+      if (ALIGN16) {                                                                               \
+        R[s] = (gi < rows_total && gp < kend) ? *(__global const int4*)(G + (size_t)gi * ld + gp) : (int4)0; \
+      } else {                                                                                     \
+        int w[4];                                                                                  \
+        for (int q = 0; q < 4; ++q) {                                                              \
+          if (WORDS) {                                                                             \
+            w[q] = (gi < rows_total && gp + 4 * q < kend) ? *(__global const int*)(G + (size_t)gi * ld + gp + 4 * q) : 0; \
+          } else {                                                                                 \
+            uchar4 b = (uchar4)0;                                                                  \
+            if (gi < rows_total) {                                                                 \
+              if (gp + 4 * q + 0 < kend) b.x = (uchar)AT(gi, gp + 4 * q + 0);                      \
+              if (gp + 4 * q + 1 < kend) b.y = (uchar)AT(gi, gp + 4 * q + 1);                      \
+              if (gp + 4 * q + 2 < kend) b.z = (uchar)AT(gi, gp + 4 * q + 2);                      \
+              if (gp + 4 * q + 3 < kend) b.w = (uchar)AT(gi, gp + 4 * q + 3);                      \
+            }                                                                                      \
+            w[q] = as_int(b);                                                                      \
+          }                                                                                        \
+        }                                                                                          \
+        R[s] = (int4)(w[0], w[1], w[2], w[3]);                                                     \
+      }                                                                                            \
+    } else {                                                                                       \
+      /* lanes take 8 consecutive row words (one 32-byte sector) at 4 k each */                     \
+      const int rb = l % 8 + 8 * (l / (8 * (BK / 4))), pb = (l / 8) % (BK / 4);                     \
+      const int gi = row0 + 4 * rb, gp = P0 + 4 * pb;                                              \
+      int w[4];                                                                                    \
+      for (int q = 0; q < 4; ++q) {                                                                \
+        if (WORDS) {                                                                               \
+          w[q] = (gi < rows_total && gp + q < kend) ? *(__global const int*)(G + (size_t)(gp + q) * rows_total + gi) : 0; \
+        } else {                                                                                   \
+          uchar4 b = (uchar4)0;                                                                    \
+          if (gp + q < kend) {                                                                     \
+            if (gi + 0 < rows_total) b.x = (uchar)AT(gi + 0, gp + q);                              \
+            if (gi + 1 < rows_total) b.y = (uchar)AT(gi + 1, gp + q);                              \
+            if (gi + 2 < rows_total) b.z = (uchar)AT(gi + 2, gp + q);                              \
+            if (gi + 3 < rows_total) b.w = (uchar)AT(gi + 3, gp + q);                              \
+          }                                                                                        \
+          w[q] = as_int(b);                                                                        \
+        }                                                                                          \
+      }                                                                                            \
+      R[s] = (int4)(w[0], w[1], w[2], w[3]);                                                       \
+    }                                                                                              \
+  }
+
+#define STORE_TILE(L, R, KMAJOR, ROWS)                                                              \
+  for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
+    const int l = tid + s * THREADS;                                                               \
+    if (!KMAJOR) {                                                                                 \
+      *(__local int4*)(L + (l / (BK / 16)) * BKW + 4 * (l % (BK / 16))) = R[s];                     \
+    } else {                                                                                       \
+      const int rb = l % 8 + 8 * (l / (8 * (BK / 4))), pb = (l / 8) % (BK / 4);                     \
+      const uchar4 k0 = as_uchar4(R[s].x), k1 = as_uchar4(R[s].y), k2 = as_uchar4(R[s].z), k3 = as_uchar4(R[s].w); \
+      L[(4 * rb + 0) * BKW + pb] = as_int((uchar4)(k0.x, k1.x, k2.x, k3.x));                       \
+      L[(4 * rb + 1) * BKW + pb] = as_int((uchar4)(k0.y, k1.y, k2.y, k3.y));                       \
+      L[(4 * rb + 2) * BKW + pb] = as_int((uchar4)(k0.z, k1.z, k2.z, k3.z));                       \
+      L[(4 * rb + 3) * BKW + pb] = as_int((uchar4)(k0.w, k1.w, k2.w, k3.w));                       \
+    }                                                                                              \
   }
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
@@ -69,8 +114,8 @@ void gemm_mma(const int m, const int n, const int k, __global const char* restri
   const int col0 = get_group_id(0) * BN, row0 = get_group_id(1) * BM;
   const int kbegin = kbase + get_group_id(2) * kchunk, kend = min(kstop, kbegin + kchunk);
   C += (size_t)get_group_id(2) * m * n;
-  __local int As[BM * BKW];
-  __local int Bs[BN * BKW];
+  __local int As[BM * BKW] __attribute__((aligned(16)));
+  __local int Bs[BN * BKW] __attribute__((aligned(16)));
   int acc[2][4][4];  // the warp's 2 x 4 blocks of 16 x 8, in registers
 #pragma unroll
   for (int i = 0; i < 2; ++i)
@@ -79,10 +124,20 @@ void gemm_mma(const int m, const int n, const int k, __global const char* restri
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
 
-  for (int p0 = kbegin; p0 < kend; p0 += BK) {
-    LOAD_TILE(As, A_AT, A_KMAJOR, A_WORDS, BM, row0, m, k, A)
-    LOAD_TILE(Bs, B_AT, B_KMAJOR, B_WORDS, BN, col0, n, k, B)
+  int4 a_regs[SLOTS(BM)], b_regs[SLOTS(BN)];
+  int p0 = kbegin;
+  if (p0 < kend) {
+    FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, BM, row0, m, k, A)
+    FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
+  }
+  for (; p0 < kend; p0 += BK) {
+    STORE_TILE(As, a_regs, A_KMAJOR, BM)
+    STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
     barrier(CLK_LOCAL_MEM_FENCE);
+    if (p0 + BK < kend) {  // the next tile's loads are in flight while this one is multiplied
+      FETCH_TILE(a_regs, p0 + BK, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, BM, row0, m, k, A)
+      FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
+    }
 #pragma unroll
     for (int ks = 0; ks < BK / 4; ks += 8) {  // word offset of each k-step of 32 bytes
       int a[2][4], b[4][2];
