@@ -81,6 +81,7 @@ TEMPLATE_TEST_CASE("OpenCL im2col and col2im equal the definitions", "[opencl][c
   check_im2col_col2im<TestType>(*rt, {2, 9, 9, 4, 5, 1, 2});
   check_im2col_col2im<TestType>(*rt, {3, 8, 7, 2, 3, 2, 1});
   check_im2col_col2im<TestType>(*rt, {1, 5, 5, 3, 3, 1, 0});
+  check_im2col_col2im<TestType>(*rt, {2, 6, 5, 48, 3, 1, 1});  // 16 channels per work-item for int8, 4 for float
   CHECK_THROWS_AS(check_im2col_col2im<TestType>(*rt, {1, 2, 2, 1, 5, 1, 0}), std::invalid_argument);
 }
 

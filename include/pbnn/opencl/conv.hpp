@@ -3,6 +3,7 @@
 // col2im, max pooling with its arg-max and the gradient routed back through it. Each call enqueues
 // one kernel and waits for none.
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <type_traits>
@@ -26,8 +27,9 @@ struct conv_geometry {
 
 namespace detail {
 
+// vec: channels per work-item (a divisor of the channel count).
 template <class T>
-const cl::Program& conv_program(runtime& rt) {
+const cl::Program& conv_program(runtime& rt, std::size_t vec = 1) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t> ||
                     std::is_same_v<T, std::int32_t>,
                 "pbnn::opencl: images hold float, int8, int16 or int32 values");
@@ -35,7 +37,33 @@ const cl::Program& conv_program(runtime& rt) {
                      : std::is_same_v<T, std::int8_t>  ? "char"
                      : std::is_same_v<T, std::int16_t> ? "short"
                                                        : "int";
-  return rt.program(kernels::conv_source, fmt::format("-DTQ={}", name));
+  return rt.program(kernels::conv_source, fmt::format("-DTQ={} -DVEC={}", name, vec));
+}
+
+// The widest vector of up to 16 bytes whose element count divides the channel count.
+template <class T>
+std::size_t channel_vector(std::size_t channels) {
+  std::size_t vec = 16 / sizeof(T);
+  while (channels % vec) vec /= 2;
+  return vec;
+}
+
+// A 2-D range of nx x ny work-items in groups of 256 (kernels ignore those past the edges).
+inline void launch_grid_args(std::size_t nx, std::size_t ny, cl::NDRange& global, cl::NDRange& local) {
+  std::size_t lx = 1;
+  while (lx < nx && lx < 64) lx *= 2;
+  const std::size_t ly = 256 / lx;
+  global = cl::NDRange((nx + lx - 1) / lx * lx, (std::max<std::size_t>(ny, 1) + ly - 1) / ly * ly);
+  local = cl::NDRange(lx, ly);
+}
+
+template <class... Args>
+void launch_grid(runtime& rt, const cl::Program& program, const char* name, std::size_t nx, std::size_t ny,
+                 const Args&... args) {
+  if (nx > 0x7fffffff || ny > 0x7fffffff) throw std::invalid_argument("pbnn::opencl: a dimension exceeds 2^31");
+  cl::NDRange global, local;
+  launch_grid_args(nx, ny, global, local);
+  launch_range(rt, program, name, global, local, args...);
 }
 
 inline void check_geometry(const conv_geometry& g) {
@@ -56,7 +84,9 @@ void im2col(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, devi
   detail::check_geometry(g);
   cols.resize(rt, g.cols_size());
   using detail::as_int;
-  detail::launch(rt, detail::conv_program<T>(rt), "im2col", g.cols_size(), x.handle(), as_int(g.batch),
+  const std::size_t vec = detail::channel_vector<T>(g.channels);
+  detail::launch_grid(rt, detail::conv_program<T>(rt, vec), "im2col", g.kernel * g.kernel * g.channels / vec,
+                      g.batch * g.out_height() * g.out_width(), x.handle(), as_int(g.batch),
                  as_int(g.height), as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride),
                  as_int(g.pad), as_int(g.out_height()), as_int(g.out_width()), cols.handle());
 }
@@ -66,7 +96,9 @@ void col2im(runtime& rt, const device_buffer<T>& dcols, const conv_geometry& g, 
   detail::check_geometry(g);
   dx.resize(rt, g.image_size());
   using detail::as_int;
-  detail::launch(rt, detail::conv_program<T>(rt), "col2im", g.image_size(), dcols.handle(), as_int(g.batch),
+  const std::size_t vec = detail::channel_vector<T>(g.channels);
+  detail::launch_grid(rt, detail::conv_program<T>(rt, vec), "col2im", g.channels / vec,
+                      g.batch * g.height * g.width, dcols.handle(), as_int(g.batch),
                  as_int(g.height), as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride),
                  as_int(g.pad), as_int(g.out_height()), as_int(g.out_width()), dx.handle());
 }
@@ -82,7 +114,7 @@ void max_pool(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, st
   y.resize(rt, n);
   if (argmax) argmax->resize(rt, n);
   using detail::as_int;
-  detail::launch(rt, detail::conv_program<T>(rt), "max_pool", n, x.handle(), as_int(g.batch), as_int(g.height),
+  detail::launch_grid(rt, detail::conv_program<T>(rt), "max_pool", g.channels, g.channels ? n / g.channels : 0, x.handle(), as_int(g.batch), as_int(g.height),
                  as_int(g.width), as_int(g.channels), as_int(size), y.handle(), argmax ? argmax->handle() : y.handle(),
                  cl_int{argmax != nullptr});
 }
@@ -92,7 +124,9 @@ void max_pool_grad(runtime& rt, const device_buffer<T>& dy, const device_buffer<
                    const conv_geometry& g, std::size_t size, device_buffer<T>& dx) {
   dx.resize(rt, g.image_size());
   using detail::as_int;
-  detail::launch(rt, detail::conv_program<T>(rt), "max_pool_grad", g.image_size(), dy.handle(), argmax.handle(),
+  detail::launch_grid(rt, detail::conv_program<T>(rt), "max_pool_grad", g.channels,
+                      g.channels ? g.image_size() / g.channels : 0,
+                      dy.handle(), argmax.handle(),
                  as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels), as_int(size), dx.handle());
 }
 
