@@ -2,7 +2,7 @@
 // the forward product of Table 1's second convolution, Y[b 1024 x 128] = cols[b 1024 x 1152] W^T,
 // at batch 32 and 256, per operand type and tile configuration. Each iteration enqueues one product
 // and waits for it, so small shapes include the launch and the wait. BM_opencl_conv_products: the
-// layer's three products, int8 on tensor cores and on the portable kernel.
+// layer's three products on tensor cores and on the portable kernel.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -64,8 +64,8 @@ void BM_opencl_gemm_xwt(benchmark::State& state) {
 }
 
 // The three products of Table 1's second convolution at batch range(0), with the default tuning:
-// range(1) 0: Y = cols W^T, 1: dcols = dY W, 2: dW = dY^T cols; range(2) 1: int8 on tensor cores where
-// the device has them (gemm.hpp), 0: the portable kernel.
+// range(1) 0: Y = cols W^T, 1: dcols = dY W, 2: dW = dY^T cols; range(2) 1: int8 and float on tensor
+// cores where the device has them (gemm.hpp), 0: the portable kernel.
 template <class T>
 void BM_opencl_conv_products(benchmark::State& state) {
   auto* rt = device();
@@ -97,7 +97,7 @@ void BM_opencl_conv_products(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) * 1e-9,
                                                  benchmark::Counter::kIsRate);
   state.SetLabel(fmt::format("{}{}", rt->device().device_name,
-                             t.tensor_cores && opencl::int8_tensor_cores(*rt) && sizeof(T) == 1 ? ", tensor cores" : ""));
+                             t.tensor_cores && opencl::tensor_core_gemms(*rt) && sizeof(T) != 2 ? ", tensor cores" : ""));
 }
 
 void products(benchmark::internal::Benchmark* b) {

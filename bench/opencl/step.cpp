@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     pbnn::opencl::set_default_device(device);
-    fmt::print("device: {}\nint8 GEMMs on tensor cores: {}\n", pbnn::opencl::default_runtime().device().label(),
-               pbnn::opencl::int8_tensor_cores(pbnn::opencl::default_runtime()) ? "yes" : "no");
+    fmt::print("device: {}\nint8 and fp32 (3xTF32) GEMMs on tensor cores: {}\n", pbnn::opencl::default_runtime().device().label(),
+               pbnn::opencl::tensor_core_gemms(pbnn::opencl::default_runtime()) ? "yes" : "no");
     power_sampler power;
     std::vector<row> rows;
     for (const std::size_t b : batches)

@@ -98,21 +98,23 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs match the CPU backend's products", "[opencl][ge
   check_products<TestType>(*rt, 5, 7, 3000, standard);    // Y = X W^T sums 3000 inputs
 }
 
-// On NVIDIA devices from sm_80 int8 products run on tensor cores (gemm_mma_cl.hpp); elsewhere both
-// settings take the portable kernel. Word-aligned shapes (multiples of 4) take the mma kernel's word
-// loads, the others its byte loads; 2048 x 2048 outputs its 128-wide tiles.
-TEST_CASE("OpenCL int8 GEMMs on tensor cores equal the portable kernel's and the CPU's", "[opencl][gemm]") {
+// On NVIDIA devices from sm_80 int8 and float products run on tensor cores (gemm_mma_cl.hpp; float
+// through 3xTF32, within the same 1e-5 of the CPU's); elsewhere both settings take the portable
+// kernel. Word-aligned shapes (multiples of 4 and 16) take the mma kernel's vector loads, the others
+// its element loads; 2048 x 2048 outputs its 128-wide tiles.
+TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and the CPU's", "[opencl][gemm]",
+                   std::int8_t, float) {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
-  INFO("tensor cores: " << opencl::int8_tensor_cores(*rt));
+  INFO("tensor cores: " << opencl::tensor_core_gemms(*rt));
   opencl::gemm_tuning portable;
   portable.tensor_cores = false;
   for (const auto& t : {opencl::gemm_tuning{}, portable}) {
-    check_products<std::int8_t>(*rt, 64, 128, 256, t);
-    check_products<std::int8_t>(*rt, 37, 53, 71, t);
-    check_products<std::int8_t>(*rt, 4000, 36, 28, t);  // dW sums 4000 rows in slices of whole k steps
+    check_products<TestType>(*rt, 64, 128, 256, t);
+    check_products<TestType>(*rt, 37, 53, 71, t);
+    check_products<TestType>(*rt, 4000, 36, 28, t);  // dW sums 4000 rows in slices of whole k steps
   }
-  check_products<std::int8_t>(*rt, 2048, 2048, 36, opencl::gemm_tuning{});
+  check_products<TestType>(*rt, 2048, 2048, 36, opencl::gemm_tuning{});
 }
 
 TEMPLATE_TEST_CASE("OpenCL 64-bit weight gradients sum runs of exact int32 products", "[opencl][gemm]", std::int8_t,

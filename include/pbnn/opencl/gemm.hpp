@@ -4,9 +4,11 @@
 //   matmul_xwt:  Y[b x n]  = X[b x k] W^T        matmul_dyw:  dX[b x k] = dY[b x n] W
 //   matmul_dytx: dW[n x k] = dY^T X              (fp32: float results; int8/int16: int32 sums)
 // Each enqueues its kernels (one, or two where k is split) without waiting. Tile sizes are build
-// options (-DTS, -DWPT), so a device can be given its own (gemm_tuning). int8 products run on NVIDIA
-// tensor cores (gemm_mma_cl.hpp) where the device builds that kernel, with sums equal to the portable
-// kernel's; PBNN_OPENCL_TENSOR_CORES=0 in the environment, or gemm_tuning::tensor_cores, turns it off.
+// options (-DTS, -DWPT), so a device can be given its own (gemm_tuning). int8 and float products run
+// on NVIDIA tensor cores (gemm_mma_cl.hpp) where the device builds those kernels: int8 sums equal to
+// the portable kernel's, float ones through 3xTF32 (about fp32's precision). int16 products always
+// take the portable kernel. PBNN_OPENCL_TENSOR_CORES=0 in the environment, or
+// gemm_tuning::tensor_cores, turns tensor cores off.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -38,18 +40,22 @@ struct gemm_tuning {
   // this many run, each summing at least min_split_k of it, and the slices are added up after.
   std::size_t target_groups = 1024;
   std::size_t min_split_k = 512;
-  bool tensor_cores = true;  // int8 operands through PTX mma.sync where the device compiles it
+  bool tensor_cores = true;  // int8 and float operands through PTX mma.sync where the device compiles it
 };
 
-// Whether int8 GEMMs on this runtime's device run on tensor cores: an NVIDIA device (sm_80 or later)
-// whose compiler builds the mma kernel, and PBNN_OPENCL_TENSOR_CORES not 0. Probed once per runtime.
-inline bool int8_tensor_cores(runtime& rt) {
-  return rt.probe("int8 mma.sync", [&] {
+// Whether int8 and float GEMMs on this runtime's device run on tensor cores: an NVIDIA device (sm_80
+// or later) whose compiler builds both mma kernels, and PBNN_OPENCL_TENSOR_CORES not 0. Probed once
+// per runtime.
+inline bool tensor_core_gemms(runtime& rt) {
+  return rt.probe("mma.sync GEMMs", [&] {
     const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
     if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
     try {
-      rt.program(kernels::gemm_mma_source,
-                 "-DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 -DBM=64 -DBN=64");
+      for (const char* operands : {"-DFLOAT_OPERANDS=0", "-DFLOAT_OPERANDS=1"})
+        rt.program(kernels::gemm_mma_source,
+                   fmt::format("{} -DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 "
+                               "-DBM=64 -DBN=64",
+                               operands));
       return true;
     } catch (const opencl_error&) {  // an older GPU or compiler: ptxas refuses mma.sync
       return false;
@@ -78,9 +84,9 @@ std::string gemm_options(bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
 // One of the GEMM kernels as built: each work-group of local_x x local_y items computes a tile x tile
 // block of C.
 struct gemm_kernel {
-  const cl::Program* program;
-  const char* name;
-  std::size_t tile, local_x, local_y;
+  const cl::Program* program = nullptr;
+  const char* name = "";
+  std::size_t tile = 0, local_x = 0, local_y = 0;
 };
 
 template <class T>
@@ -94,15 +100,18 @@ gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_
 // `align`: 128-wide tiles where C has enough of them to fill a GPU, else 64. A row-major operand is
 // read in 16-byte or 4-byte words where align and its row length allow, a k-major one in words of 4
 // rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
-inline gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
-                            std::size_t align) {
+template <class T>
+gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
+                     std::size_t align) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>, "tensor-core GEMMs take int8 or float");
   const std::size_t tile = (m / 128) * (n / 128) >= 256 ? 128 : 64;
-  const std::size_t row_align = std::min(align, k % 16 == 0 ? std::size_t{16} : k % 4 == 0 ? 4 : 1);
-  const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : row_align >= 4; };
+  const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
+  const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
   const std::string options = fmt::format(
-      "-DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} -DBM={} -DBN={}",
-      int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
-      int{!a_kmajor && row_align >= 16}, int{!b_kmajor && row_align >= 16}, tile, tile);
+      "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
+      "-DBM={} -DBN={}",
+      int{std::is_same_v<T, float>}, int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
+      int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, tile, tile);
   return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", tile, (tile / 32) * (tile / 32) * 32, 1};
 }
 
@@ -158,7 +167,7 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
                                             m, n, k, A.size(), B.size()));
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
-  const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && int8_tensor_cores(rt);
+  const bool tensor_cores = !std::is_same_v<T, std::int16_t> && t.tensor_cores && tensor_core_gemms(rt);
   // Tensor-core slices are whole numbers of its 64-long k steps, so they keep word alignment.
   const auto sliced = [&](std::size_t tile) {
     std::size_t splits = split_count(((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, tile, t);
@@ -169,8 +178,10 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
     }
     return std::pair{splits, kchunk};
   };
-  const gemm_kernel kernel = tensor_cores ? mma_gemm(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}))
-                                          : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
+  gemm_kernel kernel;
+  if constexpr (std::is_same_v<T, std::int16_t>) kernel = portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
+  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}))
+                             : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
   const auto [splits, kchunk] = sliced(kernel.tile);
   if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
   const cl::Buffer& slices = rt.scratch(splits * m * n * sizeof(gemm_result_t<T>));
@@ -211,9 +222,11 @@ void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buff
     throw std::invalid_argument("pbnn::opencl::matmul_dytx_wide: operands smaller than the shape, or no rows per run");
   dW.resize(rt, n * k);
   const cl::Program& program = rt.program(kernels::gemm_source, detail::gemm_options<T>(true, true, t));
-  const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && int8_tensor_cores(rt);
-  const detail::gemm_kernel kernel = tensor_cores ? detail::mma_gemm(rt, n, k, b, true, true, 1)
-                                                  : detail::portable_gemm<T>(rt, true, true, t);
+  const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && tensor_core_gemms(rt);
+  detail::gemm_kernel kernel;
+  if constexpr (std::is_same_v<T, std::int8_t>)
+    kernel = tensor_cores ? detail::mma_gemm<T>(rt, n, k, b, true, true, 1) : detail::portable_gemm<T>(rt, true, true, t);
+  else kernel = detail::portable_gemm<T>(rt, true, true, t);
   // Any run of at most exact_rows rows sums exactly: runs as short as a full GPU wants.
   const std::size_t tiles = ((n + kernel.tile - 1) / kernel.tile) * ((k + kernel.tile - 1) / kernel.tile);
   const std::size_t wanted = detail::split_count(tiles, b, kernel.tile, t);

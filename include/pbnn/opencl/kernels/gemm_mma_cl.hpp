@@ -1,18 +1,32 @@
 #pragma once
-// OpenCL C source of the int8 GEMM on NVIDIA tensor cores: the gemm kernel of gemm_cl.hpp (same
-// arguments, same split-k slices, same operand orders) for char operands and int sums, each warp
-// multiplying through PTX mma.sync.m16n8k32.s8 (sm_80 and later). Integer products are exact, so
-// its sums equal the portable kernel's bit for bit. Built only for NVIDIA devices, and only used
-// where the build succeeds (gemm.hpp); the portable kernel stays the reference.
+// OpenCL C source of the GEMM on NVIDIA tensor cores: the gemm kernel of gemm_cl.hpp (same arguments,
+// same split-k slices, same operand orders), each warp multiplying through PTX mma.sync (sm_80 and
+// later). Built only for NVIDIA devices, and only used where the build succeeds (gemm.hpp); the
+// portable kernel stays the reference.
+//  - char operands, int sums: mma.m16n8k32.s8. Integer products are exact, so the sums equal the
+//    portable kernel's bit for bit.
+//  - float operands and sums (-DFLOAT_OPERANDS): mma.m16n8k8.tf32 three times per block ("3xTF32"):
+//    each operand x = big + small, big = x with its 13 lowest mantissa bits cleared (a TF32 value),
+//    small = x - big exactly, and A B ~ As Bb + Ab Bs + Ab Bb. The dropped As Bs and the TF32
+//    truncation of the small parts leave about 2^-21 of each product, near fp32's own rounding.
 // Build options: A_KMAJOR / B_KMAJOR as gemm_cl.hpp; BM = BN: the work-group's tile of C (32, 64 or
 // 128; each warp computes a 32 x 32 block); A_WORDS / B_WORDS: 1 where the host has checked that the
-// operand can be read in aligned 4-byte words, A_ALIGN16 / B_ALIGN16 (row-major operands) in 16-byte
-// ones (see gemm.hpp), else byte by byte.
+// operand can be read in aligned 4-byte words (always for float), A_ALIGN16 / B_ALIGN16 (row-major
+// operands) in 16-byte ones (see gemm.hpp), else element by element.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_mma_source = R"CLC(
-#define BK 64                   // k per local tile: two mma steps of 32
-#define BKW ((BK + 16) / 4)     // words per local row; the 16-byte pad spreads a fragment over all banks
+#if FLOAT_OPERANDS
+#define TA float
+#define TACC float
+#define KPW 1                   // k per 4-byte word of a local tile
+#else
+#define TA char
+#define TACC int
+#define KPW 4
+#endif
+#define BK (16 * KPW)           // k per local tile (16 words): two mma steps
+#define BKW 20                  // words per local row; the 4-word pad spreads a fragment over all banks
 #define WARPS_N (BN / 32)
 #define THREADS ((BM / 32) * (BN / 32) * 32)
 
@@ -27,65 +41,104 @@ inline constexpr const char* gemm_mma_source = R"CLC(
 #define B_AT(j, p) B[(size_t)(j) * k + (p)]
 #endif
 
-// D = A B + C for one 16 x 8 block, k = 32: a holds 4 words of A's fragment, b 2 of B's, c 4 sums.
-#define MMA_S8(c, a, b)                                                                              \
+// D = A B + C for one 16 x 8 block over 8 words of k: a holds 4 words of A's fragment, b 2 of B's,
+// c 4 sums.
+#if FLOAT_OPERANDS
+#define MMA(c, a, b)                                                                                 \
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "  \
+               "{%8,%9}, {%10,%11,%12,%13};"                                                         \
+               : "=f"(c[0]), "=f"(c[1]), "=f"(c[2]), "=f"(c[3])                                      \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]),         \
+                 "f"(c[1]), "f"(c[2]), "f"(c[3]))
+#else
+#define MMA(c, a, b)                                                                                 \
   asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "      \
                "{%8,%9}, {%10,%11,%12,%13};"                                                         \
                : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])                                      \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(c[0]),         \
                  "r"(c[1]), "r"(c[2]), "r"(c[3]))
+#endif
+#define TF32_BIG(x) ((x) & (int)0xffffe000)
+#define TF32_SMALL(x) as_int(as_float(x) - as_float(TF32_BIG(x)))
 
 // Operand tiles travel from global to local memory in 16-byte slots, each work-item holding its
 // slots in registers while the warps multiply the previous tile (one local buffer, no second
-// barrier pair). A row-major slot is 16 consecutive k of one row; a k-major slot is 4 rows x 4 k,
-// read as 4 words along the rows (coalesced) and transposed into 4 row words before the store.
+// barrier pair). A row-major slot is 4 words of one row (16 char or 4 float k); a k-major slot is one
+// word column of 4 rows: for float one 4-row vector at one k, for char 4 words along the rows at 4
+// consecutive k, transposed into 4 row words before the store.
 // Local tiles are [row][k] with k contiguous, the fragments' order. Outside [0, rows) x [p0, kend): 0.
-#define SLOTS(ROWS) ((ROWS) * (BK / 16) / THREADS)
+#define SLOTS(ROWS) ((ROWS) * 4 / THREADS)
+
+#if FLOAT_OPERANDS
+#define ROW_WORD(AT, WORDS, gi, gp, rows_total) \
+  ((gi) < rows_total && (gp) < kend ? as_int(AT(gi, gp)) : 0)
+#define COLUMN_WORDS(AT, WORDS, gi, gp, rows_total, G, w)                                           \
+  if (WORDS) {                                                                                     \
+    const int4 v = (gi < rows_total && gp < kend) ? as_int4(vload4(0, G + (size_t)gp * rows_total + gi)) : (int4)0; \
+    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;                                                \
+  } else {                                                                                         \
+    for (int e = 0; e < 4; ++e) w[e] = (gi + e < rows_total && gp < kend) ? as_int(AT(gi + e, gp)) : 0; \
+  }
+#define COLUMN_STORE(L, v, rb, pb)                                                                 \
+  L[(4 * rb + 0) * BKW + pb] = v.x, L[(4 * rb + 1) * BKW + pb] = v.y, L[(4 * rb + 2) * BKW + pb] = v.z, \
+  L[(4 * rb + 3) * BKW + pb] = v.w;
+#else
+#define ROW_WORD(AT, WORDS, gi, gp, rows_total) row_word_char(gi < rows_total, gp, kend, WORDS, &AT(gi, 0))
+#define COLUMN_WORDS(AT, WORDS, gi, gp, rows_total, G, w)                                           \
+  for (int q = 0; q < 4; ++q) {                                                                    \
+    if (WORDS) {                                                                                   \
+      w[q] = (gi < rows_total && gp + q < kend) ? *(__global const int*)(G + (size_t)(gp + q) * rows_total + gi) : 0; \
+    } else {                                                                                       \
+      uchar4 b = (uchar4)0;                                                                        \
+      if (gp + q < kend) {                                                                         \
+        if (gi + 0 < rows_total) b.x = (uchar)AT(gi + 0, gp + q);                                  \
+        if (gi + 1 < rows_total) b.y = (uchar)AT(gi + 1, gp + q);                                  \
+        if (gi + 2 < rows_total) b.z = (uchar)AT(gi + 2, gp + q);                                  \
+        if (gi + 3 < rows_total) b.w = (uchar)AT(gi + 3, gp + q);                                  \
+      }                                                                                            \
+      w[q] = as_int(b);                                                                            \
+    }                                                                                              \
+  }
+#define COLUMN_STORE(L, v, rb, pb)                                                                 \
+  {                                                                                                \
+    const uchar4 k0 = as_uchar4(v.x), k1 = as_uchar4(v.y), k2 = as_uchar4(v.z), k3 = as_uchar4(v.w); \
+    L[(4 * rb + 0) * BKW + pb] = as_int((uchar4)(k0.x, k1.x, k2.x, k3.x));                         \
+    L[(4 * rb + 1) * BKW + pb] = as_int((uchar4)(k0.y, k1.y, k2.y, k3.y));                         \
+    L[(4 * rb + 2) * BKW + pb] = as_int((uchar4)(k0.z, k1.z, k2.z, k3.z));                         \
+    L[(4 * rb + 3) * BKW + pb] = as_int((uchar4)(k0.w, k1.w, k2.w, k3.w));                         \
+  }
+
+// The word of k gp .. gp + 3 of a row (row points at its k = 0), zeros outside the row or kend.
+inline int row_word_char(const bool row_inside, const int gp, const int kend, const int words, __global const char* row) {
+  if (!row_inside) return 0;
+  if (words) return gp < kend ? *(__global const int*)(row + gp) : 0;
+  uchar4 b = (uchar4)0;
+  if (gp + 0 < kend) b.x = (uchar)row[gp + 0];
+  if (gp + 1 < kend) b.y = (uchar)row[gp + 1];
+  if (gp + 2 < kend) b.z = (uchar)row[gp + 2];
+  if (gp + 3 < kend) b.w = (uchar)row[gp + 3];
+  return as_int(b);
+}
+#endif
 
 #define FETCH_TILE(R, P0, AT, KMAJOR, WORDS, ALIGN16, ROWS, row0, rows_total, ld, G)                 \
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
     if (!KMAJOR) {                                                                                 \
-      const int r = l / (BK / 16), gi = row0 + r, gp = P0 + 16 * (l % (BK / 16));                  \
+      const int r = l / 4, gi = row0 + r, gp = P0 + 4 * KPW * (l % 4);                             \
       if (ALIGN16) {                                                                               \
         R[s] = (gi < rows_total && gp < kend) ? *(__global const int4*)(G + (size_t)gi * ld + gp) : (int4)0; \
       } else {                                                                                     \
         int w[4];                                                                                  \
-        for (int q = 0; q < 4; ++q) {                                                              \
-          if (WORDS) {                                                                             \
-            w[q] = (gi < rows_total && gp + 4 * q < kend) ? *(__global const int*)(G + (size_t)gi * ld + gp + 4 * q) : 0; \
-          } else {                                                                                 \
-            uchar4 b = (uchar4)0;                                                                  \
-            if (gi < rows_total) {                                                                 \
-              if (gp + 4 * q + 0 < kend) b.x = (uchar)AT(gi, gp + 4 * q + 0);                      \
-              if (gp + 4 * q + 1 < kend) b.y = (uchar)AT(gi, gp + 4 * q + 1);                      \
-              if (gp + 4 * q + 2 < kend) b.z = (uchar)AT(gi, gp + 4 * q + 2);                      \
-              if (gp + 4 * q + 3 < kend) b.w = (uchar)AT(gi, gp + 4 * q + 3);                      \
-            }                                                                                      \
-            w[q] = as_int(b);                                                                      \
-          }                                                                                        \
-        }                                                                                          \
+        for (int q = 0; q < 4; ++q) w[q] = ROW_WORD(AT, WORDS, gi, gp + KPW * q, rows_total);       \
         R[s] = (int4)(w[0], w[1], w[2], w[3]);                                                     \
       }                                                                                            \
     } else {                                                                                       \
-      /* lanes take 8 consecutive row words (one 32-byte sector) at 4 k each */                     \
-      const int rb = l % 8 + 8 * (l / (8 * (BK / 4))), pb = (l / 8) % (BK / 4);                     \
-      const int gi = row0 + 4 * rb, gp = P0 + 4 * pb;                                              \
+      /* lanes take 8 consecutive 4-row words (32 or 128 contiguous bytes) */                      \
+      const int rb = l % 8 + 8 * (l / (8 * 16)), pb = (l / 8) % 16;                                 \
+      const int gi = row0 + 4 * rb, gp = P0 + KPW * pb;                                            \
       int w[4];                                                                                    \
-      for (int q = 0; q < 4; ++q) {                                                                \
-        if (WORDS) {                                                                               \
-          w[q] = (gi < rows_total && gp + q < kend) ? *(__global const int*)(G + (size_t)(gp + q) * rows_total + gi) : 0; \
-        } else {                                                                                   \
-          uchar4 b = (uchar4)0;                                                                    \
-          if (gp + q < kend) {                                                                     \
-            if (gi + 0 < rows_total) b.x = (uchar)AT(gi + 0, gp + q);                              \
-            if (gi + 1 < rows_total) b.y = (uchar)AT(gi + 1, gp + q);                              \
-            if (gi + 2 < rows_total) b.z = (uchar)AT(gi + 2, gp + q);                              \
-            if (gi + 3 < rows_total) b.w = (uchar)AT(gi + 3, gp + q);                              \
-          }                                                                                        \
-          w[q] = as_int(b);                                                                        \
-        }                                                                                          \
-      }                                                                                            \
+      COLUMN_WORDS(AT, WORDS, gi, gp, rows_total, G, w)                                            \
       R[s] = (int4)(w[0], w[1], w[2], w[3]);                                                       \
     }                                                                                              \
   }
@@ -94,20 +147,16 @@ inline constexpr const char* gemm_mma_source = R"CLC(
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
     if (!KMAJOR) {                                                                                 \
-      *(__local int4*)(L + (l / (BK / 16)) * BKW + 4 * (l % (BK / 16))) = R[s];                     \
+      *(__local int4*)(L + (l / 4) * BKW + 4 * (l % 4)) = R[s];                                     \
     } else {                                                                                       \
-      const int rb = l % 8 + 8 * (l / (8 * (BK / 4))), pb = (l / 8) % (BK / 4);                     \
-      const uchar4 k0 = as_uchar4(R[s].x), k1 = as_uchar4(R[s].y), k2 = as_uchar4(R[s].z), k3 = as_uchar4(R[s].w); \
-      L[(4 * rb + 0) * BKW + pb] = as_int((uchar4)(k0.x, k1.x, k2.x, k3.x));                       \
-      L[(4 * rb + 1) * BKW + pb] = as_int((uchar4)(k0.y, k1.y, k2.y, k3.y));                       \
-      L[(4 * rb + 2) * BKW + pb] = as_int((uchar4)(k0.z, k1.z, k2.z, k3.z));                       \
-      L[(4 * rb + 3) * BKW + pb] = as_int((uchar4)(k0.w, k1.w, k2.w, k3.w));                       \
+      const int rb = l % 8 + 8 * (l / (8 * 16)), pb = (l / 8) % 16;                                 \
+      COLUMN_STORE(L, R[s], rb, pb)                                                                \
     }                                                                                              \
   }
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
-void gemm_mma(const int m, const int n, const int k, __global const char* restrict A, __global const char* restrict B,
-              __global int* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop) {
+void gemm_mma(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
+              __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop) {
   const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
   const int group = lane / 4, in_group = lane % 4;  // the fragment coordinates of PTX's mma layouts
   const int wrow = (warp / WARPS_N) * 32, wcol = (warp % WARPS_N) * 32;
@@ -116,7 +165,7 @@ void gemm_mma(const int m, const int n, const int k, __global const char* restri
   C += (size_t)get_group_id(2) * m * n;
   __local int As[BM * BKW] __attribute__((aligned(16)));
   __local int Bs[BN * BKW] __attribute__((aligned(16)));
-  int acc[2][4][4];  // the warp's 2 x 4 blocks of 16 x 8, in registers
+  TACC acc[2][4][4];  // the warp's 2 x 4 blocks of 16 x 8, in registers
 #pragma unroll
   for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -139,7 +188,7 @@ void gemm_mma(const int m, const int n, const int k, __global const char* restri
       FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
     }
 #pragma unroll
-    for (int ks = 0; ks < BK / 4; ks += 8) {  // word offset of each k-step of 32 bytes
+    for (int ks = 0; ks < 16; ks += 8) {  // word offset of each mma step
       int a[2][4], b[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
@@ -155,10 +204,30 @@ void gemm_mma(const int m, const int n, const int k, __global const char* restri
         b[j][0] = Bs[c];
         b[j][1] = Bs[c + 4];
       }
+#if FLOAT_OPERANDS
+      int a_small[2][4], b_small[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) MMA_S8(acc[i][j], a[i], b[j]);
+        for (int e = 0; e < 4; ++e) a_small[i][e] = TF32_SMALL(a[i][e]), a[i][e] = TF32_BIG(a[i][e]);
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) b_small[j][e] = TF32_SMALL(b[j][e]), b[j][e] = TF32_BIG(b[j][e]);
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          MMA(acc[i][j], a_small[i], b[j]);
+          MMA(acc[i][j], a[i], b_small[j]);
+          MMA(acc[i][j], a[i], b[j]);
+        }
+#else
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) MMA(acc[i][j], a[i], b[j]);
+#endif
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
@@ -170,7 +239,7 @@ void gemm_mma(const int m, const int n, const int k, __global const char* restri
       for (int e = 0; e < 4; ++e) {
         const int r = row0 + wrow + 16 * i + group + (e >= 2 ? 8 : 0), c = col0 + wcol + 8 * j + 2 * in_group + (e & 1);
         if (r < m && c < n) {
-          __global int* out = C + (size_t)r * n + c;
+          __global TACC* out = C + (size_t)r * n + c;
           *out = accumulate ? *out + acc[i][j][e] : acc[i][j][e];
         }
       }
