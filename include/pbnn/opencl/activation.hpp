@@ -1,7 +1,12 @@
 #pragma once
 // ReLU and hardtanh on an OpenCL device, as the CPU layers compute them (layers/activation.hpp);
 // hardtanh is the progressive clamp at v = 1 with its exact gradient (binarize.hpp).
+#include <string>
+
+#include <fmt/format.h>
+
 #include "pbnn/opencl/binarize.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/activation_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/tensor.hpp"
@@ -11,9 +16,8 @@ namespace pbnn::opencl {
 namespace detail {
 template <class F>
 const cl::Program& activation_program(runtime& rt) {
-  using S = storage_t<F>;
-  return rt.program(kernels::activation_source,
-                    is_fixed_v<F> ? (sizeof(S) == 1 ? "-DTQ=char" : "-DTQ=short") : "-DTQ=float");
+  static const std::string options = fmt::format("-DTQ={}", cl_storage_name<F>());
+  return rt.program(kernels::activation_source, options);
 }
 }  // namespace detail
 

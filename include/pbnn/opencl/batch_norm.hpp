@@ -6,12 +6,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "pbnn/context.hpp"
 #include "pbnn/format.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/batch_norm_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/parameter.hpp"
@@ -88,9 +90,8 @@ class device_batch_norm {
 
  private:
   static const cl::Program& program(runtime& rt) {
-    using S = storage_t<F>;
-    const char* tq = is_fixed_v<F> ? (sizeof(S) == 1 ? "char" : "short") : "float";
-    return rt.program(kernels::batch_norm_source, fmt::format("-DTQ={} -DFIXED={}", tq, is_fixed_v<F> ? 1 : 0));
+    static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
+    return rt.program(kernels::batch_norm_source, options);
   }
 
   std::size_t positions(const device_tensor<F>& x) const {

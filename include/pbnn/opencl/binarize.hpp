@@ -14,6 +14,7 @@
 #include "pbnn/binarize.hpp"
 #include "pbnn/context.hpp"
 #include "pbnn/format.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/binarize_cl.hpp"
 #include "pbnn/opencl/kernels/random_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
@@ -29,13 +30,12 @@ namespace detail {
 
 template <class F>
 const cl::Program& binarize_program(runtime& rt) {
-  using S = storage_t<F>;
   static const std::string source = kernels::with_random(kernels::binarize_source);
-  if constexpr (!is_fixed_v<F>)
-    return rt.program(source, "-DTQ=float -DTG=float -DUNIT_FRAC=0");
-  else
-    return rt.program(source, fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", sizeof(S) == 1 ? "char" : "short",
-                                          format_traits<F>::unit_frac));
+  static const std::string options = [] {
+    if constexpr (!is_fixed_v<F>) return std::string("-DTQ=float -DTG=float -DUNIT_FRAC=0");
+    else return fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", cl_storage_name<F>(), format_traits<F>::unit_frac);
+  }();
+  return rt.program(source, options);
 }
 
 }  // namespace detail

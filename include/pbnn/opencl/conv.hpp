@@ -2,15 +2,17 @@
 // The convolution's and pooling's data movement on an OpenCL device (kernels/conv_cl.hpp): im2col,
 // col2im, max pooling with its arg-max and the gradient routed back through it. Each call enqueues
 // one kernel and waits for none.
-#include <cstddef>
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include <fmt/format.h>
 
 #include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/conv_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 
@@ -30,14 +32,7 @@ namespace detail {
 // vec: channels per work-item (a divisor of the channel count).
 template <class T>
 const cl::Program& conv_program(runtime& rt, std::size_t vec = 1) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t> ||
-                    std::is_same_v<T, std::int32_t>,
-                "pbnn::opencl: images hold float, int8, int16 or int32 values");
-  const char* name = std::is_same_v<T, float>          ? "float"
-                     : std::is_same_v<T, std::int8_t>  ? "char"
-                     : std::is_same_v<T, std::int16_t> ? "short"
-                                                       : "int";
-  return rt.program(kernels::conv_source, fmt::format("-DTQ={} -DVEC={}", name, vec));
+  return rt.program(kernels::conv_source, fmt::format("-DTQ={} -DVEC={}", cl_type_name<T>(), vec));
 }
 
 // The widest vector of up to 16 bytes whose element count divides the channel count.

@@ -13,6 +13,7 @@
 #include "pbnn/binarize.hpp"
 #include "pbnn/context.hpp"
 #include "pbnn/opencl/binarize.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/gemm.hpp"
 #include "pbnn/opencl/kernels/bias_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
@@ -107,10 +108,9 @@ class device_dense {
           fmt::format("pbnn::opencl::device_dense: a {}-element {} for {} x {}", p.size(), what, Out, In));
   }
   static const cl::Program& program(runtime& rt) {
-    using S = storage_t<format>;
-    return rt.program(kernels::bias_source, !is_fixed_v<format> ? "-DTQ=float -DFIXED=0"
-                                            : sizeof(S) == 1    ? "-DTQ=char -DFIXED=1"
-                                                                : "-DTQ=short -DFIXED=1");
+    static const std::string options =
+        fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<format>(), is_fixed_v<format> ? 1 : 0);
+    return rt.program(kernels::bias_source, options);
   }
 
   device_parameter<format> weight_;

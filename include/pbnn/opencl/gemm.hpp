@@ -18,12 +18,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <type_traits>
+#include <utility>
 
 #include <fmt/format.h>
 
 #include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/error.hpp"
 #include "pbnn/opencl/kernels/gemm_cl.hpp"
 #include "pbnn/opencl/kernels/gemm_mma_cl.hpp"
@@ -65,12 +66,6 @@ inline bool tensor_core_gemms(runtime& rt) {
 
 namespace detail {
 
-template <class T>
-constexpr const char* cl_type_name() {
-  if constexpr (std::is_same_v<T, float>) return "float";
-  else if constexpr (std::is_same_v<T, std::int8_t>) return "char";
-  else return "short";
-}
 template <class T>
 using gemm_result_t = std::conditional_t<std::is_same_v<T, float>, float, std::int32_t>;
 

@@ -6,8 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "pbnn/format.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/loss_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/quantize.hpp"
@@ -24,9 +28,8 @@ struct loss_buffers {
 namespace detail {
 template <class F>
 const cl::Program& loss_program(runtime& rt) {
-  using S = storage_t<F>;
-  return rt.program(kernels::loss_source,
-                    is_fixed_v<F> ? (sizeof(S) == 1 ? "-DTQ=char" : "-DTQ=short") : "-DTQ=float");
+  static const std::string options = fmt::format("-DTQ={}", cl_storage_name<F>());
+  return rt.program(kernels::loss_source, options);
 }
 }  // namespace detail
 

@@ -8,11 +8,12 @@
 
 #include <fmt/format.h>
 
-#include "pbnn/optim.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/optim_cl.hpp"
 #include "pbnn/opencl/kernels/random_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/parameter.hpp"
+#include "pbnn/optim.hpp"
 
 namespace pbnn::opencl {
 
@@ -28,11 +29,11 @@ inline std::string correctly_rounded_option(runtime& rt) {
 
 template <class F>
 const cl::Program& optim_program(runtime& rt) {
-  using S = storage_t<F>;
-  const char* tq = is_fixed_v<F> ? (sizeof(S) == 1 ? "char" : "short") : "float";
   static const std::string source = kernels::with_random(kernels::optim_source);
-  return rt.program(source, fmt::format("-DTQ={} -DTG={} -DFIXED={}{}", tq, is_fixed_v<F> ? "int" : "float",
-                                                       is_fixed_v<F> ? 1 : 0, correctly_rounded_option(rt)));
+  // Formatted per call: the rounding option depends on the runtime's device.
+  return rt.program(source, fmt::format("-DTQ={} -DTG={} -DFIXED={}{}", cl_storage_name<F>(),
+                                        is_fixed_v<F> ? "int" : "float", is_fixed_v<F> ? 1 : 0,
+                                        correctly_rounded_option(rt)));
 }
 
 template <class F>

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "pbnn/format.hpp"
+#include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/quantize_cl.hpp"
 #include "pbnn/opencl/kernels/random_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
@@ -36,9 +37,10 @@ inline constexpr std::size_t reduction_group = 256;  // RED_WG of quantize_cl.hp
 
 template <class Int>
 const cl::Program& quantize_program(runtime& rt) {
-  static_assert(sizeof(Int) == 1 || sizeof(Int) == 2 || sizeof(Int) == 4, "pbnn::opencl: quantizing into int8, int16 or int32");
+  static_assert(std::is_integral_v<Int>, "pbnn::opencl: quantizing into int8, int16 or int32");
   static const std::string source = kernels::with_random(kernels::quantize_source);
-  return rt.program(source, sizeof(Int) == 1 ? "-DTQ=char" : sizeof(Int) == 2 ? "-DTQ=short" : "-DTQ=int");
+  static const std::string options = fmt::format("-DTQ={}", cl_type_name<Int>());
+  return rt.program(source, options);
 }
 
 // Zeroes scratch, then reduces max |x| of n values into it.
