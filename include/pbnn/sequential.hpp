@@ -9,10 +9,12 @@
 //       pbnn::dense<10, pbnn::real>, pbnn::batch_norm<>>;
 //
 // A batch_norm followed by binary_act is evaluated as one threshold comparison (eqs. 4-5) in
-// evaluation, and in training once context::bn_threshold is set (progressive schemes, v >= 500).
+// evaluation, and in training once context::bn_threshold is set (progressive schemes, v >= 500):
+// detail/layer_passes.hpp, shared with the other backends.
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -20,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "pbnn/detail/layer_passes.hpp"
 #include "pbnn/layers/activation.hpp"
 #include "pbnn/layers/batch_norm.hpp"
 #include "pbnn/layers/conv2d.hpp"
@@ -49,14 +52,21 @@ struct widest_of<In, std::tuple<L...>> {
   static constexpr std::size_t value = std::max({In::size, L::out_shape::size...});
 };
 
-template <class L>
-inline constexpr bool is_batch_norm_v = false;
-template <class P, class In, std::size_t N>
-inline constexpr bool is_batch_norm_v<batch_norm_layer<P, In, N>> = true;
-template <class L>
-inline constexpr bool is_binary_act_v = false;
-template <class P, class In>
-inline constexpr bool is_binary_act_v<binary_act_layer<P, In>> = true;
+// The CPU backend's layer operations for layer_passes.
+struct host_calls {
+  template <class L, class... Args>
+  void forward(L& layer, Args&&... args) const {
+    layer.forward(std::forward<Args>(args)...);
+  }
+  template <class L, class... Args>
+  void backward(L& layer, Args&&... args) const {
+    layer.backward(std::forward<Args>(args)...);
+  }
+  template <class L, class... Args>
+  void threshold(L& layer, Args&&... args) const {
+    layer.sign_by_threshold(std::forward<Args>(args)...);
+  }
+};
 }  // namespace detail
 
 template <class Policy, class In, class... Specs>
@@ -85,12 +95,14 @@ class sequential {
   // Runs the layers on x (which must stay alive until backward) and returns the output.
   const tensor& forward(const tensor& x, context& ctx) {
     input_ = &x;
-    forward_from<0>(x, ctx);
-    return outputs_[depth - 1];
+    return passes().forward(ctx);
   }
 
   // Back-propagates dy (the loss gradient of the output); every parameter gradient is overwritten.
-  void backward(const tensor& dy, context& ctx) { backward_from<depth - 1>(dy, ctx); }
+  void backward(const tensor& dy, context& ctx) {
+    if (!input_) throw std::logic_error("pbnn::sequential::backward: no forward pass to go back through");
+    passes().backward(dy, ctx);
+  }
 
   template <class Fn>
   void for_each_layer(Fn&& fn) {
@@ -131,48 +143,8 @@ class sequential {
     ((s += " -> " + std::tuple_element_t<I, layers_type>::describe()), ...);
   }
 
-  template <std::size_t I>
-  using layer_t = std::tuple_element_t<I, layers_type>;
-
-  template <std::size_t I>
-  static constexpr bool folds_into_threshold() {
-    if constexpr (I == 0 || I >= depth) return false;
-    else return detail::is_batch_norm_v<layer_t<I - 1>> && detail::is_binary_act_v<layer_t<I>>;
-  }
-
-  template <std::size_t J>
-  const tensor& input_of() const noexcept {
-    if constexpr (J == 0) return *input_;
-    else return outputs_[J - 1];
-  }
-
-  template <std::size_t I>
-  void forward_from(const tensor& x, context& ctx) {
-    if constexpr (I < depth) {
-      if constexpr (folds_into_threshold<I>()) {
-        if (!ctx.training() || ctx.bn_threshold) {
-          std::get<I - 1>(layers_).sign_by_threshold(input_of<I - 1>(), outputs_[I], ctx);
-          return forward_from<I + 1>(outputs_[I], ctx);
-        }
-      }
-      if constexpr (I + 1 < depth && folds_into_threshold<I + 1>()) {
-        if (!ctx.training()) return forward_from<I + 1>(x, ctx);  // the threshold replaces the normalization
-      }
-      std::get<I>(layers_).forward(x, outputs_[I], ctx);
-      forward_from<I + 1>(outputs_[I], ctx);
-    }
-  }
-
-  template <std::size_t I>
-  void backward_from(const tensor& dy, context& ctx) {
-    const tensor& x = input_of<I>();
-    if constexpr (I == 0) {
-      std::get<0>(layers_).backward(x, outputs_[0], dy, nullptr, ctx);
-    } else {
-      tensor& dx = grads_[I % 2];
-      std::get<I>(layers_).backward(x, outputs_[I], dy, &dx, ctx);
-      backward_from<I - 1>(dx, ctx);
-    }
+  detail::layer_passes<layers_type, detail::host_calls, layers_type, tensor, depth> passes() {
+    return {layers_, outputs_, grads_, *input_, {}};
   }
 
   layers_type layers_;

@@ -81,9 +81,9 @@ void im2col(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, devi
   using detail::as_int;
   const std::size_t vec = detail::channel_vector<T>(g.channels);
   detail::launch_grid(rt, detail::conv_program<T>(rt, vec), "im2col", g.kernel * g.kernel * g.channels / vec,
-                      g.batch * g.out_height() * g.out_width(), x.handle(), as_int(g.batch),
-                 as_int(g.height), as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride),
-                 as_int(g.pad), as_int(g.out_height()), as_int(g.out_width()), cols.handle());
+                      g.batch * g.out_height() * g.out_width(), x.handle(), as_int(g.batch), as_int(g.height),
+                      as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride), as_int(g.pad),
+                      as_int(g.out_height()), as_int(g.out_width()), cols.handle());
 }
 
 template <class T>
@@ -92,10 +92,10 @@ void col2im(runtime& rt, const device_buffer<T>& dcols, const conv_geometry& g, 
   dx.resize(rt, g.image_size());
   using detail::as_int;
   const std::size_t vec = detail::channel_vector<T>(g.channels);
-  detail::launch_grid(rt, detail::conv_program<T>(rt, vec), "col2im", g.channels / vec,
-                      g.batch * g.height * g.width, dcols.handle(), as_int(g.batch),
-                 as_int(g.height), as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride),
-                 as_int(g.pad), as_int(g.out_height()), as_int(g.out_width()), dx.handle());
+  detail::launch_grid(rt, detail::conv_program<T>(rt, vec), "col2im", g.channels / vec, g.batch * g.height * g.width,
+                      dcols.handle(), as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels),
+                      as_int(g.kernel), as_int(g.stride), as_int(g.pad), as_int(g.out_height()),
+                      as_int(g.out_width()), dx.handle());
 }
 
 // y = max over size x size windows (height and width multiples of size); argmax kept if given.
@@ -109,9 +109,9 @@ void max_pool(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, st
   y.resize(rt, n);
   if (argmax) argmax->resize(rt, n);
   using detail::as_int;
-  detail::launch_grid(rt, detail::conv_program<T>(rt), "max_pool", g.channels, g.channels ? n / g.channels : 0, x.handle(), as_int(g.batch), as_int(g.height),
-                 as_int(g.width), as_int(g.channels), as_int(size), y.handle(), argmax ? argmax->handle() : y.handle(),
-                 cl_int{argmax != nullptr});
+  detail::launch_grid(rt, detail::conv_program<T>(rt), "max_pool", g.channels, g.channels ? n / g.channels : 0,
+                      x.handle(), as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels),
+                      as_int(size), y.handle(), argmax ? argmax->handle() : y.handle(), cl_int{argmax != nullptr});
 }
 
 template <class T>
@@ -120,9 +120,8 @@ void max_pool_grad(runtime& rt, const device_buffer<T>& dy, const device_buffer<
   dx.resize(rt, g.image_size());
   using detail::as_int;
   detail::launch_grid(rt, detail::conv_program<T>(rt), "max_pool_grad", g.channels,
-                      g.channels ? g.image_size() / g.channels : 0,
-                      dy.handle(), argmax.handle(),
-                 as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels), as_int(size), dx.handle());
+                      g.channels ? g.image_size() / g.channels : 0, dy.handle(), argmax.handle(), as_int(g.batch),
+                      as_int(g.height), as_int(g.width), as_int(g.channels), as_int(size), dx.handle());
 }
 
 }  // namespace pbnn::opencl

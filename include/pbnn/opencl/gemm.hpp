@@ -52,11 +52,14 @@ inline bool tensor_core_gemms(runtime& rt) {
     const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
     if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
     try {
-      for (const char* operands : {"-DFLOAT_OPERANDS=0", "-DFLOAT_OPERANDS=1"})
-        rt.program(kernels::gemm_mma_source,
-                   fmt::format("{} -DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 "
-                               "-DBM=64 -DBN=64",
-                               operands));
+      for (const char* operands : {"-DFLOAT_OPERANDS=0", "-DFLOAT_OPERANDS=1"}) {
+        const cl::Program& program =
+            rt.program(kernels::gemm_mma_source,
+                       fmt::format("{} -DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 "
+                                   "-DBM=64 -DBN=64",
+                                   operands));
+        rt.kernel(program, "gemm_mma");  // where a driver defers the machine-code step to the kernel
+      }
       return true;
     } catch (const opencl_error&) {  // an older GPU or compiler: ptxas refuses mma.sync
       return false;
@@ -163,7 +166,8 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
   const bool tensor_cores = !std::is_same_v<T, std::int16_t> && t.tensor_cores && tensor_core_gemms(rt);
-  // Tensor-core slices are whole numbers of its 64-long k steps, so they keep word alignment.
+  // Tensor-core slices are multiples of 64 long (whole local tiles of either mma kernel), so they
+  // keep the operands' word alignment.
   const auto sliced = [&](std::size_t tile) {
     std::size_t splits = split_count(((m + tile - 1) / tile) * ((n + tile - 1) / tile), k, tile, t);
     std::size_t kchunk = (k + splits - 1) / splits;

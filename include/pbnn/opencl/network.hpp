@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -84,11 +85,13 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
   // Runs the layers on x (which must stay alive, and unchanged, until backward) and returns the output.
   const tensor& forward(const tensor& x, context& ctx) {
     input_ = &x;
-    forward_from<0>(x, ctx);
-    return outputs_[depth - 1];
+    return passes().forward(ctx);
   }
   // Back-propagates dy; every parameter gradient is overwritten.
-  void backward(const tensor& dy, context& ctx) { backward_from<depth - 1>(dy, ctx); }
+  void backward(const tensor& dy, context& ctx) {
+    if (!input_) throw std::logic_error("pbnn::sequential::backward: no forward pass to go back through");
+    passes().backward(dy, ctx);
+  }
 
   template <class Fn>
   void for_each_layer(Fn&& fn) {
@@ -160,50 +163,24 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
     return idx;
   }
 
-  template <std::size_t I>
-  using layer_t = std::tuple_element_t<I, typename host_type::layers_type>;
-
-  // As host_type: a batch_norm followed by binary_act is a threshold comparison in evaluation and
-  // calibration, and in training once ctx.bn_threshold is set.
-  template <std::size_t I>
-  static constexpr bool folds_into_threshold() {
-    if constexpr (I == 0 || I >= depth) return false;
-    else return detail::is_batch_norm_v<layer_t<I - 1>> && detail::is_binary_act_v<layer_t<I>>;
-  }
-
-  template <std::size_t J>
-  const tensor& input_of() const noexcept {
-    if constexpr (J == 0) return *input_;
-    else return outputs_[J - 1];
-  }
-
-  template <std::size_t I>
-  void forward_from(const tensor& x, context& ctx) {
-    if constexpr (I < depth) {
-      if constexpr (folds_into_threshold<I>()) {
-        if (!ctx.training() || ctx.bn_threshold) {
-          std::get<I - 1>(layers_).sign_by_threshold(*rt_, input_of<I - 1>(), outputs_[I], ctx);
-          return forward_from<I + 1>(outputs_[I], ctx);
-        }
-      }
-      if constexpr (I + 1 < depth && folds_into_threshold<I + 1>()) {
-        if (!ctx.training()) return forward_from<I + 1>(x, ctx);
-      }
-      std::get<I>(layers_).forward(*rt_, x, outputs_[I], ctx);
-      forward_from<I + 1>(outputs_[I], ctx);
+  // The device layers' operations for detail::layer_passes: the host layers' with the runtime first.
+  struct device_calls {
+    opencl::runtime& rt;
+    template <class L, class... Args>
+    void forward(L& layer, Args&&... args) const {
+      layer.forward(rt, std::forward<Args>(args)...);
     }
-  }
-
-  template <std::size_t I>
-  void backward_from(const tensor& dy, context& ctx) {
-    const tensor& x = input_of<I>();
-    if constexpr (I == 0) {
-      std::get<0>(layers_).backward(*rt_, x, outputs_[0], dy, nullptr, ctx);
-    } else {
-      tensor& dx = grads_[I % 2];
-      std::get<I>(layers_).backward(*rt_, x, outputs_[I], dy, &dx, ctx);
-      backward_from<I - 1>(dx, ctx);
+    template <class L, class... Args>
+    void backward(L& layer, Args&&... args) const {
+      layer.backward(rt, std::forward<Args>(args)...);
     }
+    template <class L, class... Args>
+    void threshold(L& layer, Args&&... args) const {
+      layer.sign_by_threshold(rt, std::forward<Args>(args)...);
+    }
+  };
+  detail::layer_passes<typename host_type::layers_type, device_calls, layers_type, tensor, depth> passes() {
+    return {layers_, outputs_, grads_, *input_, device_calls{*rt_}};
   }
 
   opencl::runtime* rt_;

@@ -1,0 +1,95 @@
+#pragma once
+// The forward and backward passes through a network's layers, the same for every backend (the CPU's
+// pbnn::sequential and the OpenCL one): layer I writes outputs[I]; input gradients ping-pong between
+// two tensors; a batch_norm followed by binary_act is one threshold comparison (eqs. 4-5) in
+// evaluation and calibration, and in training once context::bn_threshold is set.
+//
+// `Call` runs one layer operation with whatever the backend adds (a device runtime):
+//   call.forward(layer, x, y, ctx)     call.backward(layer, x, y, dy, dx_or_null, ctx)
+//   call.threshold(batch_norm_layer, x, y, ctx)
+// HostLayers is the CPU layer tuple the network's layers mirror (the folding is decided on it).
+#include <array>
+#include <cstddef>
+#include <tuple>
+
+#include "pbnn/context.hpp"
+#include "pbnn/layers/activation.hpp"
+#include "pbnn/layers/batch_norm.hpp"
+
+namespace pbnn::detail {
+
+template <class L>
+inline constexpr bool is_batch_norm_v = false;
+template <class P, class In, std::size_t N>
+inline constexpr bool is_batch_norm_v<batch_norm_layer<P, In, N>> = true;
+template <class L>
+inline constexpr bool is_binary_act_v = false;
+template <class P, class In>
+inline constexpr bool is_binary_act_v<binary_act_layer<P, In>> = true;
+
+template <class HostLayers, class Call, class Layers, class Tensor, std::size_t Depth>
+class layer_passes {
+ public:
+  layer_passes(Layers& layers, std::array<Tensor, Depth>& outputs, std::array<Tensor, 2>& grads, const Tensor& input,
+               Call call)
+      : layers_(layers), outputs_(outputs), grads_(grads), input_(input), call_(call) {}
+
+  const Tensor& forward(context& ctx) {
+    forward_from<0>(input_, ctx);
+    return outputs_[Depth - 1];
+  }
+  void backward(const Tensor& dy, context& ctx) { backward_from<Depth - 1>(dy, ctx); }
+
+ private:
+  template <std::size_t I>
+  using host_layer_t = std::tuple_element_t<I, HostLayers>;
+
+  template <std::size_t I>
+  static constexpr bool folds_into_threshold() {
+    if constexpr (I == 0 || I >= Depth) return false;
+    else return is_batch_norm_v<host_layer_t<I - 1>> && is_binary_act_v<host_layer_t<I>>;
+  }
+
+  template <std::size_t J>
+  const Tensor& input_of() const noexcept {
+    if constexpr (J == 0) return input_;
+    else return outputs_[J - 1];
+  }
+
+  template <std::size_t I>
+  void forward_from(const Tensor& x, context& ctx) {
+    if constexpr (I < Depth) {
+      if constexpr (folds_into_threshold<I>()) {
+        if (!ctx.training() || ctx.bn_threshold) {
+          call_.threshold(std::get<I - 1>(layers_), input_of<I - 1>(), outputs_[I], ctx);
+          return forward_from<I + 1>(outputs_[I], ctx);
+        }
+      }
+      if constexpr (I + 1 < Depth && folds_into_threshold<I + 1>()) {
+        if (!ctx.training()) return forward_from<I + 1>(x, ctx);  // the threshold replaces the normalization
+      }
+      call_.forward(std::get<I>(layers_), x, outputs_[I], ctx);
+      forward_from<I + 1>(outputs_[I], ctx);
+    }
+  }
+
+  template <std::size_t I>
+  void backward_from(const Tensor& dy, context& ctx) {
+    const Tensor& x = input_of<I>();
+    if constexpr (I == 0) {
+      call_.backward(std::get<0>(layers_), x, outputs_[0], dy, nullptr, ctx);
+    } else {
+      Tensor& dx = grads_[I % 2];
+      call_.backward(std::get<I>(layers_), x, outputs_[I], dy, &dx, ctx);
+      backward_from<I - 1>(dx, ctx);
+    }
+  }
+
+  Layers& layers_;
+  std::array<Tensor, Depth>& outputs_;
+  std::array<Tensor, 2>& grads_;
+  const Tensor& input_;
+  Call call_;
+};
+
+}  // namespace pbnn::detail
