@@ -19,21 +19,23 @@ namespace pbnn::opencl {
 
 namespace detail {
 
-// Division and square root correctly rounded where the device can (OpenCL allows 2.5 and 3 ulp
-// otherwise), as they are on the CPU.
-inline std::string correctly_rounded_option(runtime& rt) {
-  cl_device_fp_config config = 0;
-  rt.device().device.getInfo(CL_DEVICE_SINGLE_FP_CONFIG, &config);
-  return (config & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) ? " -cl-fp32-correctly-rounded-divide-sqrt" : "";
+// Whether the device rounds division and square root correctly when asked (OpenCL allows 2.5 and 3
+// ulp otherwise; the CPU's are correctly rounded). Asked once per runtime.
+inline bool correctly_rounded_divide_sqrt(runtime& rt) {
+  return rt.probe("correctly rounded divide and sqrt", [&] {
+    cl_device_fp_config config = 0;
+    rt.device().device.getInfo(CL_DEVICE_SINGLE_FP_CONFIG, &config);
+    return (config & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
+  });
 }
 
 template <class F>
 const cl::Program& optim_program(runtime& rt) {
   static const std::string source = kernels::with_random(kernels::optim_source);
-  // Formatted per call: the rounding option depends on the runtime's device.
-  return rt.program(source, fmt::format("-DTQ={} -DTG={} -DFIXED={}{}", cl_storage_name<F>(),
-                                        is_fixed_v<F> ? "int" : "float", is_fixed_v<F> ? 1 : 0,
-                                        correctly_rounded_option(rt)));
+  static const std::string options = fmt::format("-DTQ={} -DTG={} -DFIXED={}", cl_storage_name<F>(),
+                                                 is_fixed_v<F> ? "int" : "float", is_fixed_v<F> ? 1 : 0);
+  static const std::string rounded = options + " -cl-fp32-correctly-rounded-divide-sqrt";
+  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
 }
 
 template <class F>
