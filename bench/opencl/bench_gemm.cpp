@@ -6,6 +6,8 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <random>
 #include <vector>
@@ -29,12 +31,17 @@ opencl::runtime* device() {
   return rt.get();
 }
 
+// Kept per size: the batch-256 operands take seconds to draw, and every benchmark uses them.
 template <class T>
-std::vector<T> random_values(std::size_t n) {
-  std::mt19937 g(5);
-  std::uniform_int_distribution<int> d(-100, 100);
-  std::vector<T> v(n);
-  for (auto& x : v) x = static_cast<T>(d(g));
+const std::vector<T>& random_values(std::size_t n) {
+  static std::map<std::size_t, std::vector<T>> drawn;
+  auto& v = drawn[n];
+  if (v.size() != n) {
+    std::mt19937 g(5);
+    std::uniform_int_distribution<int> d(-100, 100);
+    v.resize(n);
+    for (auto& x : v) x = static_cast<T>(d(g));
+  }
   return v;
 }
 
@@ -100,6 +107,57 @@ void BM_opencl_conv_products(benchmark::State& state) {
                              t.tensor_cores && opencl::tensor_core_gemms(*rt) && sizeof(T) != 2 ? ", tensor cores" : ""));
 }
 
+// Tensor-core tilings to choose gemm_tuning::mma's defaults from: block, warp_m, warp_n, k_words, stages.
+constexpr opencl::mma_tiling mma_tilings[] = {
+    {0, 0, 0, 0, 0},       {128, 64, 32, 16, 1}, {128, 32, 64, 16, 1}, {128, 64, 64, 16, 1},
+    {128, 64, 32, 32, 1},  {128, 64, 32, 16, 2}, {128, 64, 64, 16, 2}, {128, 32, 32, 16, 2},
+    {64, 32, 32, 32, 2},   {64, 64, 32, 32, 2},  {128, 64, 64, 32, 1}, {64, 32, 32, 16, 1},
+};
+
+// The products of Table 1's convolution range(0) (2: 32 x 32 pixels, 128 -> 128 channels; 6: 8 x 8,
+// 256 -> 512) at batch 256 on tensor cores: range(1) the product as in BM_opencl_conv_products,
+// range(2) an index into mma_tilings.
+template <class T>
+void BM_opencl_mma_tilings(benchmark::State& state) {
+  auto* rt = device();
+  if (!rt || !opencl::tensor_core_gemms(*rt)) {
+    state.SkipWithError("no OpenCL device with tensor-core GEMMs");
+    return;
+  }
+  const bool second = state.range(0) == 2;
+  const std::size_t m = 256 * (second ? 1024 : 64), n = second ? 128 : 512, k = second ? 1152 : 2304;
+  opencl::gemm_tuning t;
+  t.mma = mma_tilings[state.range(2)];
+  opencl::device_buffer<T> cols, w, dy;
+  cols.upload(*rt, random_values<T>(m * k));
+  w.upload(*rt, random_values<T>(n * k));
+  dy.upload(*rt, random_values<T>(m * n));
+  opencl::device_buffer<opencl::detail::gemm_result_t<T>> out;
+  const auto product = [&] {
+    switch (state.range(1)) {
+      case 0: return opencl::matmul_xwt(*rt, cols, w, out, m, n, k, t);
+      case 1: return opencl::matmul_dyw(*rt, dy, w, out, m, n, k, t);
+      default: return opencl::matmul_dytx(*rt, dy, cols, out, m, n, k, t);
+    }
+  };
+  product();  // builds the programs
+  rt->finish();
+  for (auto _ : state) {
+    product();
+    rt->finish();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+  const auto& c = mma_tilings[state.range(2)];
+  state.SetLabel(fmt::format("block {} warp {}x{} k_words {} stages {}", c.block, c.warp_m, c.warp_n, c.k_words, c.stages));
+}
+
+void tiling_sweep(benchmark::internal::Benchmark* b) {
+  for (const int conv : {2, 6})
+    for (const int product : {0, 1, 2})
+      for (int i = 0; i < static_cast<int>(std::size(mma_tilings)); ++i) b->Args({conv, product, i});
+}
+
 void products(benchmark::internal::Benchmark* b) {
   for (const int batch : {8, 256})
     for (const int product : {0, 1, 2})
@@ -119,3 +177,5 @@ BENCHMARK_TEMPLATE(BM_opencl_gemm_xwt, std::int8_t)->Apply(tilings)->Unit(benchm
 BENCHMARK_TEMPLATE(BM_opencl_gemm_xwt, std::int16_t)->Apply(tilings)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_opencl_conv_products, float)->Apply(products)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_opencl_conv_products, std::int8_t)->Apply(products)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_opencl_mma_tilings, float)->Apply(tiling_sweep)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_opencl_mma_tilings, std::int8_t)->Apply(tiling_sweep)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -115,6 +115,31 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
     check_products<TestType>(*rt, 4000, 36, 28, t);  // dW sums 4000 rows in slices of whole k steps
   }
   check_products<TestType>(*rt, 2048, 2048, 36, opencl::gemm_tuning{});
+  // Every tiling shape of the mma kernel: warps of 64 rows or columns, 32-word k tiles, two stages.
+  for (const opencl::mma_tiling tiling : {opencl::mma_tiling{64, 64, 32, 16, 1}, opencl::mma_tiling{128, 32, 64, 32, 1},
+                                          opencl::mma_tiling{128, 64, 32, 16, 2}, opencl::mma_tiling{64, 32, 32, 32, 2}}) {
+    INFO("tiling " << tiling.block << " " << tiling.warp_m << "x" << tiling.warp_n << " " << tiling.k_words << " "
+                   << tiling.stages);
+    opencl::gemm_tuning t;
+    t.mma = tiling;
+    check_products<TestType>(*rt, 64, 128, 256, t);
+    check_products<TestType>(*rt, 37, 53, 71, t);
+    check_products<TestType>(*rt, 300, 160, 200, t);
+  }
+}
+
+TEST_CASE("A tensor-core tiling the kernel cannot take is refused by name", "[opencl][gemm]") {
+  using opencl::mma_tiling;
+  const auto resolved = opencl::detail::resolve_mma_tiling<float>(100, 100, mma_tiling{});
+  CHECK((resolved.block == 64 && resolved.warp_m == 32 && resolved.k_words == 16 && resolved.stages == 1));
+  const auto large = opencl::detail::resolve_mma_tiling<float>(4096, 8192, mma_tiling{});
+  CHECK((large.block == 128 && large.warp_m == 64 && large.warp_n == 64));
+  CHECK(opencl::detail::resolve_mma_tiling<std::int8_t>(4096, 8192, mma_tiling{}).warp_m == 32);
+  for (const mma_tiling bad : {mma_tiling{96, 32, 32, 16, 1}, mma_tiling{64, 128, 32, 16, 1},
+                               mma_tiling{64, 32, 32, 8, 1}, mma_tiling{64, 32, 32, 16, 3},
+                               mma_tiling{128, 32, 32, 32, 2}})  // the last needs 72 KiB of local memory
+    CHECK_THROWS_WITH(opencl::detail::resolve_mma_tiling<float>(100, 100, bad),
+                      Catch::Contains("is not one of block 64 or 128"));
 }
 
 TEMPLATE_TEST_CASE("OpenCL 64-bit weight gradients sum runs of exact int32 products", "[opencl][gemm]", std::int8_t,

@@ -33,6 +33,15 @@
 
 namespace pbnn::opencl {
 
+// The tensor-core kernel's tiling (gemm_mma_cl.hpp); a 0 takes the operand type's default.
+struct mma_tiling {
+  int block = 0;   // the work-group's tile of C, block x block (64 or 128); 0: 128 where C has 256 such tiles
+  int warp_m = 0;  // each warp's block of it, warp_m x warp_n (32 or 64)
+  int warp_n = 0;
+  int k_words = 0;  // 4-byte words of k per local tile (16 or 32)
+  int stages = 0;   // local tiles per operand: 1, or 2 to store the next while this one is read
+};
+
 struct gemm_tuning {
   int tile = 0;             // TS: the work-group computes a tile x tile block of C; 0: 64 for large C, else 32
   int per_item = 4;         // WPT: each work-item computes per_item x per_item outputs
@@ -42,6 +51,7 @@ struct gemm_tuning {
   std::size_t target_groups = 1024;
   std::size_t min_split_k = 512;
   bool tensor_cores = true;  // int8 and float operands through PTX mma.sync where the device compiles it
+  mma_tiling mma{};
 };
 
 // Whether int8 and float GEMMs on this runtime's device run on tensor cores: an NVIDIA device (sm_80
@@ -56,7 +66,7 @@ inline bool tensor_core_gemms(runtime& rt) {
         const cl::Program& program =
             rt.program(kernels::gemm_mma_source,
                        fmt::format("{} -DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 "
-                                   "-DBM=64 -DBN=64",
+                                   "-DBM=64 -DBN=64 -DWM=32 -DWN=32 -DKW=16 -DSTAGES=1",
                                    operands));
         rt.kernel(program, "gemm_mma");  // where a driver defers the machine-code step to the kernel
       }
@@ -94,23 +104,49 @@ gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_
           static_cast<std::size_t>(t.tile), items, items};
 }
 
+// The tiling the tensor-core kernel takes for an m x n product: t's fields, the operand type's
+// defaults where they are 0. Throws std::invalid_argument for a tiling the kernel cannot take.
+template <class T>
+mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, mma_tiling t) {
+  if (t.block == 0) t.block = (m / 128) * (n / 128) >= 256 ? 128 : 64;
+  // 3xTF32 spends three mma per fragment pair and splits each fragment once: 64 x 64 warps in
+  // 128-wide tiles halve the fragment loads and splits per product (conv products 20-33 % faster
+  // on an H200, bench/RESULTS.md). int8: not measured yet, 32 x 32.
+  const int warp = std::is_same_v<T, float> && t.block == 128 ? 64 : 32;
+  if (t.warp_m == 0) t.warp_m = warp;
+  if (t.warp_n == 0) t.warp_n = warp;
+  if (t.k_words == 0) t.k_words = 16;
+  if (t.stages == 0) t.stages = 1;
+  const auto one_of = [](int v, int a, int b) { return v == a || v == b; };
+  const std::size_t local_bytes = static_cast<std::size_t>(t.stages) * 2 * t.block * (t.k_words + 4) * 4;
+  if (!one_of(t.block, 64, 128) || !one_of(t.warp_m, 32, 64) || !one_of(t.warp_n, 32, 64) || t.warp_m > t.block ||
+      t.warp_n > t.block || !one_of(t.k_words, 16, 32) || !one_of(t.stages, 1, 2) || local_bytes > 48 * 1024)
+    throw std::invalid_argument(fmt::format(
+        "pbnn::opencl: tensor-core tiling block {} warp {} x {} k_words {} stages {} is not one of block 64 or 128, "
+        "warps 32 or 64 no larger than the block, k_words 16 or 32, stages 1 or 2 within 48 KiB of local memory",
+        t.block, t.warp_m, t.warp_n, t.k_words, t.stages));
+  return t;
+}
+
 // The tensor-core kernel for an m x n product whose k slices all start and end at multiples of
-// `align`: 128-wide tiles where C has enough of them to fill a GPU, else 64. A row-major operand is
-// read in 16-byte or 4-byte words where align and its row length allow, a k-major one in words of 4
-// rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
+// `align`. A row-major operand is read in 16-byte or 4-byte words where align and its row length
+// allow, a k-major one in words of 4 rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
 template <class T>
 gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
-                     std::size_t align) {
+                     std::size_t align, const mma_tiling& tiling) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>, "tensor-core GEMMs take int8 or float");
-  const std::size_t tile = (m / 128) * (n / 128) >= 256 ? 128 : 64;
+  const mma_tiling t = resolve_mma_tiling<T>(m, n, tiling);
   const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
   const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
   const std::string options = fmt::format(
       "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
-      "-DBM={} -DBN={}",
+      "-DBM={} -DBN={} -DWM={} -DWN={} -DKW={} -DSTAGES={}",
       int{std::is_same_v<T, float>}, int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
-      int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, tile, tile);
-  return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", tile, (tile / 32) * (tile / 32) * 32, 1};
+      int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, t.block, t.block, t.warp_m, t.warp_n, t.k_words,
+      t.stages);
+  const auto block = static_cast<std::size_t>(t.block);
+  return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", block,
+          (block / t.warp_m) * (block / t.warp_n) * 32, 1};
 }
 
 // The greatest power of two, up to 64, dividing every one of the values.
@@ -179,7 +215,7 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   };
   gemm_kernel kernel;
   if constexpr (std::is_same_v<T, std::int16_t>) kernel = portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
-  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}))
+  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t.mma)
                              : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
   const auto [splits, kchunk] = sliced(kernel.tile);
   if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
@@ -224,7 +260,7 @@ void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buff
   const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && tensor_core_gemms(rt);
   detail::gemm_kernel kernel;
   if constexpr (std::is_same_v<T, std::int8_t>)
-    kernel = tensor_cores ? detail::mma_gemm<T>(rt, n, k, b, true, true, 1) : detail::portable_gemm<T>(rt, true, true, t);
+    kernel = tensor_cores ? detail::mma_gemm<T>(rt, n, k, b, true, true, 1, t.mma) : detail::portable_gemm<T>(rt, true, true, t);
   else kernel = detail::portable_gemm<T>(rt, true, true, t);
   // Any run of at most exact_rows rows sums exactly: runs as short as a full GPU wants.
   const std::size_t tiles = ((n + kernel.tile - 1) / kernel.tile) * ((k + kernel.tile - 1) / kernel.tile);

@@ -9,10 +9,12 @@
 //    each operand x = big + small, big = x with its 13 lowest mantissa bits cleared (a TF32 value),
 //    small = x - big exactly, and A B ~ As Bb + Ab Bs + Ab Bb. The dropped As Bs and the TF32
 //    truncation of the small parts leave about 2^-21 of each product, near fp32's own rounding.
-// Build options: A_KMAJOR / B_KMAJOR as gemm_cl.hpp; BM = BN: the work-group's tile of C (32, 64 or
-// 128; each warp computes a 32 x 32 block); A_WORDS / B_WORDS: 1 where the host has checked that the
-// operand can be read in aligned 4-byte words (always for float), A_ALIGN16 / B_ALIGN16 (row-major
-// operands) in 16-byte ones (see gemm.hpp), else element by element.
+// Build options: A_KMAJOR / B_KMAJOR as gemm_cl.hpp; BM x BN: the work-group's tile of C, WM x WN
+// each warp's block of it (32 or 64; BM, BN >= 32), KW: 4-byte words of k per local tile (16 or 32),
+// STAGES: local tiles (1: store, barrier, multiply, barrier; 2: one barrier per tile);
+// A_WORDS / B_WORDS: 1 where the host has checked that the operand can be read in aligned 4-byte
+// words (always for float), A_ALIGN16 / B_ALIGN16 (row-major operands) in 16-byte ones (see
+// gemm.hpp), else element by element.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_mma_source = R"CLC(
@@ -25,10 +27,12 @@ inline constexpr const char* gemm_mma_source = R"CLC(
 #define TACC int
 #define KPW 4
 #endif
-#define BK (16 * KPW)           // k per local tile (16 words): two mma steps
-#define BKW 20                  // words per local row; the 4-word pad spreads a fragment over all banks
-#define WARPS_N (BN / 32)
-#define THREADS ((BM / 32) * (BN / 32) * 32)
+#define BK (KW * KPW)           // k per local tile: KW / 8 mma steps
+#define BKW (KW + 4)            // words per local row; the 4-word pad spreads a fragment over all banks
+#define FM (WM / 16)            // the warp's mma blocks of 16 x 8: FM x FN
+#define FN (WN / 8)
+#define WARPS_N (BN / WN)
+#define THREADS ((BM / WM) * (BN / WN) * 32)
 
 #if A_KMAJOR
 #define A_AT(i, p) A[(size_t)(p) * m + (i)]
@@ -62,12 +66,12 @@ inline constexpr const char* gemm_mma_source = R"CLC(
 #define TF32_SMALL(x) as_int(as_float(x) - as_float(TF32_BIG(x)))
 
 // Operand tiles travel from global to local memory in 16-byte slots, each work-item holding its
-// slots in registers while the warps multiply the previous tile (one local buffer, no second
-// barrier pair). A row-major slot is 4 words of one row (16 char or 4 float k); a k-major slot is one
+// slots in registers while the warps multiply the previous tile (with STAGES 1 one local tile, so
+// the registers wait for the next barrier; with 2 they go to the other tile at once). A row-major slot is 4 words of one row (16 char or 4 float k); a k-major slot is one
 // word column of 4 rows: for float one 4-row vector at one k, for char 4 words along the rows at 4
 // consecutive k, transposed into 4 row words before the store.
 // Local tiles are [row][k] with k contiguous, the fragments' order. Outside [0, rows) x [p0, kend): 0.
-#define SLOTS(ROWS) ((ROWS) * 4 / THREADS)
+#define SLOTS(ROWS) ((ROWS) * KW / 4 / THREADS)
 
 #if FLOAT_OPERANDS
 #define ROW_WORD(AT, WORDS, gi, gp, rows_total) \
@@ -125,7 +129,7 @@ inline int row_word_char(const bool row_inside, const int gp, const int kend, co
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
     if (!KMAJOR) {                                                                                 \
-      const int r = l / 4, gi = row0 + r, gp = P0 + 4 * KPW * (l % 4);                             \
+      const int r = l / (KW / 4), gi = row0 + r, gp = P0 + 4 * KPW * (l % (KW / 4));               \
       if (ALIGN16) {                                                                               \
         R[s] = (gi < rows_total && gp < kend) ? *(__global const int4*)(G + (size_t)gi * ld + gp) : (int4)0; \
       } else {                                                                                     \
@@ -135,7 +139,7 @@ inline int row_word_char(const bool row_inside, const int gp, const int kend, co
       }                                                                                            \
     } else {                                                                                       \
       /* lanes take 8 consecutive 4-row words (32 or 128 contiguous bytes) */                      \
-      const int rb = l % 8 + 8 * (l / (8 * 16)), pb = (l / 8) % 16;                                 \
+      const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
       const int gi = row0 + 4 * rb, gp = P0 + KPW * pb;                                            \
       int w[4];                                                                                    \
       COLUMN_WORDS(AT, WORDS, gi, gp, rows_total, G, w)                                            \
@@ -147,9 +151,9 @@ inline int row_word_char(const bool row_inside, const int gp, const int kend, co
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
     if (!KMAJOR) {                                                                                 \
-      *(__local int4*)(L + (l / 4) * BKW + 4 * (l % 4)) = R[s];                                     \
+      *(__local int4*)(L + (l / (KW / 4)) * BKW + 4 * (l % (KW / 4))) = R[s];                       \
     } else {                                                                                       \
-      const int rb = l % 8 + 8 * (l / (8 * 16)), pb = (l / 8) % 16;                                 \
+      const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
       COLUMN_STORE(L, R[s], rb, pb)                                                                \
     }                                                                                              \
   }
@@ -159,82 +163,104 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
               __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop) {
   const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
   const int group = lane / 4, in_group = lane % 4;  // the fragment coordinates of PTX's mma layouts
-  const int wrow = (warp / WARPS_N) * 32, wcol = (warp % WARPS_N) * 32;
+  const int wrow = (warp / WARPS_N) * WM, wcol = (warp % WARPS_N) * WN;
   const int col0 = get_group_id(0) * BN, row0 = get_group_id(1) * BM;
   const int kbegin = kbase + get_group_id(2) * kchunk, kend = min(kstop, kbegin + kchunk);
   C += (size_t)get_group_id(2) * m * n;
-  __local int As[BM * BKW] __attribute__((aligned(16)));
-  __local int Bs[BN * BKW] __attribute__((aligned(16)));
-  TACC acc[2][4][4];  // the warp's 2 x 4 blocks of 16 x 8, in registers
+  __local int As[STAGES * BM * BKW] __attribute__((aligned(16)));
+  __local int Bs[STAGES * BN * BKW] __attribute__((aligned(16)));
+  TACC acc[FM][FN][4];  // the warp's blocks of 16 x 8, in registers
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < FM; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < FN; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0;
 
   int4 a_regs[SLOTS(BM)], b_regs[SLOTS(BN)];
-  int p0 = kbegin;
+  int p0 = kbegin, stage = 0;
   if (p0 < kend) {
     FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, BM, row0, m, k, A)
     FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
-  }
-  for (; p0 < kend; p0 += BK) {
+#if STAGES == 2
     STORE_TILE(As, a_regs, A_KMAJOR, BM)
     STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (p0 + BK < kend) {  // the next tile's loads are in flight while this one is multiplied
+#endif
+  }
+  for (; p0 < kend; p0 += BK) {
+#if STAGES == 1
+    __local const int* At = As;
+    __local const int* Bt = Bs;
+    STORE_TILE(As, a_regs, A_KMAJOR, BM)
+    STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
+    barrier(CLK_LOCAL_MEM_FENCE);
+#else  // two local tiles: the next one is stored while others may still read this one
+    __local const int* At = As + stage * (BM * BKW);
+    __local const int* Bt = Bs + stage * (BN * BKW);
+#endif
+    const bool more = p0 + BK < kend;
+    if (more) {  // the next tile's loads are in flight while this one is multiplied
       FETCH_TILE(a_regs, p0 + BK, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, BM, row0, m, k, A)
       FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
     }
 #pragma unroll
-    for (int ks = 0; ks < 16; ks += 8) {  // word offset of each mma step
-      int a[2][4], b[4][2];
+    for (int ks = 0; ks < KW; ks += 8) {  // word offset of each mma step
+      int a[FM][4], b[FN][2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
+      for (int i = 0; i < FM; ++i) {
         const int r = (wrow + 16 * i + group) * BKW + ks + in_group;
-        a[i][0] = As[r];
-        a[i][1] = As[r + 8 * BKW];
-        a[i][2] = As[r + 4];
-        a[i][3] = As[r + 8 * BKW + 4];
+        a[i][0] = At[r];
+        a[i][1] = At[r + 8 * BKW];
+        a[i][2] = At[r + 4];
+        a[i][3] = At[r + 8 * BKW + 4];
       }
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
+      for (int j = 0; j < FN; ++j) {
         const int c = (wcol + 8 * j + group) * BKW + ks + in_group;
-        b[j][0] = Bs[c];
-        b[j][1] = Bs[c + 4];
+        b[j][0] = Bt[c];
+        b[j][1] = Bt[c + 4];
       }
 #if FLOAT_OPERANDS
-      int a_small[2][4], b_small[4][2];
+      int a_small[FM][4], b_small[FN][2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < FM; ++i)
 #pragma unroll
         for (int e = 0; e < 4; ++e) a_small[i][e] = TF32_SMALL(a[i][e]), a[i][e] = TF32_BIG(a[i][e]);
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < FN; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) b_small[j][e] = TF32_SMALL(b[j][e]), b[j][e] = TF32_BIG(b[j][e]);
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < FM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
+        for (int j = 0; j < FN; ++j) {
           MMA(acc[i][j], a_small[i], b[j]);
           MMA(acc[i][j], a[i], b_small[j]);
           MMA(acc[i][j], a[i], b[j]);
         }
 #else
 #pragma unroll
-      for (int i = 0; i < 2; ++i)
+      for (int i = 0; i < FM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) MMA(acc[i][j], a[i], b[j]);
+        for (int j = 0; j < FN; ++j) MMA(acc[i][j], a[i], b[j]);
 #endif
     }
+#if STAGES == 2
+    stage ^= 1;
+    if (more) {
+      __local int* An = As + stage * (BM * BKW);
+      __local int* Bn = Bs + stage * (BN * BKW);
+      STORE_TILE(An, a_regs, A_KMAJOR, BM)
+      STORE_TILE(Bn, b_regs, B_KMAJOR, BN)
+    }
+#endif
     barrier(CLK_LOCAL_MEM_FENCE);
   }
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < FM; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < FN; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = row0 + wrow + 16 * i + group + (e >= 2 ? 8 : 0), c = col0 + wcol + 8 * j + 2 * in_group + (e & 1);
