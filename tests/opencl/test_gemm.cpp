@@ -125,21 +125,27 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
     check_products<TestType>(*rt, 64, 128, 256, t);
     check_products<TestType>(*rt, 37, 53, 71, t);
     check_products<TestType>(*rt, 300, 160, 200, t);
+    check_products<TestType>(*rt, 4000, 160, 200, t);  // dW's k split into slices
   }
 }
 
 TEST_CASE("A tensor-core tiling the kernel cannot take is refused by name", "[opencl][gemm]") {
   using opencl::mma_tiling;
-  const auto resolved = opencl::detail::resolve_mma_tiling<float>(100, 100, mma_tiling{});
-  CHECK((resolved.block == 64 && resolved.warp_m == 32 && resolved.k_words == 16 && resolved.stages == 1));
-  const auto large = opencl::detail::resolve_mma_tiling<float>(4096, 8192, mma_tiling{});
+  const auto resolve = [](std::size_t m, std::size_t n, std::size_t k, const mma_tiling& tiling = {}) {
+    opencl::gemm_tuning t;
+    t.mma = tiling;
+    return opencl::detail::resolve_mma_tiling<float>(m, n, k, t);
+  };
+  const auto small = resolve(100, 100, 100);
+  CHECK((small.block == 64 && small.warp_m == 32 && small.warp_n == 32 && small.k_words == 16 && small.stages == 1));
+  const auto large = resolve(4096, 8192, 64);
   CHECK((large.block == 128 && large.warp_m == 64 && large.warp_n == 64));
-  CHECK(opencl::detail::resolve_mma_tiling<std::int8_t>(4096, 8192, mma_tiling{}).warp_m == 32);
+  CHECK(resolve(128, 1152, 262144).block == 128);  // few tiles, but k split over many work-groups
+  CHECK(resolve(128, 1152, 8192).block == 64);
   for (const mma_tiling bad : {mma_tiling{96, 32, 32, 16, 1}, mma_tiling{64, 128, 32, 16, 1},
                                mma_tiling{64, 32, 32, 8, 1}, mma_tiling{64, 32, 32, 16, 3},
                                mma_tiling{128, 32, 32, 32, 2}})  // the last needs 72 KiB of local memory
-    CHECK_THROWS_WITH(opencl::detail::resolve_mma_tiling<float>(100, 100, bad),
-                      Catch::Contains("is not one of block 64 or 128"));
+    CHECK_THROWS_WITH(resolve(100, 100, 100, bad), Catch::Contains("is not one of block 64 or 128"));
 }
 
 TEMPLATE_TEST_CASE("OpenCL 64-bit weight gradients sum runs of exact int32 products", "[opencl][gemm]", std::int8_t,

@@ -104,15 +104,22 @@ gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_
           static_cast<std::size_t>(t.tile), items, items};
 }
 
-// The tiling the tensor-core kernel takes for an m x n product: t's fields, the operand type's
-// defaults where they are 0. Throws std::invalid_argument for a tiling the kernel cannot take.
+// The tiling the tensor-core kernel takes for an m x n x k product: tuning.mma's fields, defaults
+// where they are 0. Throws std::invalid_argument for a tiling the kernel cannot take.
 template <class T>
-mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, mma_tiling t) {
-  if (t.block == 0) t.block = (m / 128) * (n / 128) >= 256 ? 128 : 64;
-  // 3xTF32 spends three mma per fragment pair and splits each fragment once: 64 x 64 warps in
-  // 128-wide tiles halve the fragment loads and splits per product (conv products 20-33 % faster
-  // on an H200, bench/RESULTS.md). int8: not measured yet, 32 x 32.
-  const int warp = std::is_same_v<T, float> && t.block == 128 ? 64 : 32;
+mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, std::size_t k, const gemm_tuning& tuning) {
+  mma_tiling t = tuning.mma;
+  // 128-wide tiles where C has 256 of them, or where k is long enough to be split into that many
+  // work-groups (a weight gradient's few tiles summed over every pixel of the batch: conv 2's dW at
+  // batch 256 takes 1.37 ms in 128-wide tiles against 2.04 in 64-wide ones); else 64.
+  if (t.block == 0)
+    t.block = (m / 128) * (n / 128) * std::max<std::size_t>(1, k / std::max<std::size_t>(tuning.min_split_k, 1)) >= 256
+                  ? 128
+                  : 64;
+  // 64 x 64 warps in 128-wide tiles load (and for 3xTF32 split) half as many fragments per product
+  // as 32 x 32 ones: conv 2's products 16-24 % faster in fp32, 13-27 % in int8 on an H200
+  // (bench/RESULTS.md).
+  const int warp = t.block == 128 ? 64 : 32;
   if (t.warp_m == 0) t.warp_m = warp;
   if (t.warp_n == 0) t.warp_n = warp;
   if (t.k_words == 0) t.k_words = 16;
@@ -133,9 +140,9 @@ mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, mma_tiling t) {
 // allow, a k-major one in words of 4 rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
 template <class T>
 gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
-                     std::size_t align, const mma_tiling& tiling) {
+                     std::size_t align, const gemm_tuning& tuning) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>, "tensor-core GEMMs take int8 or float");
-  const mma_tiling t = resolve_mma_tiling<T>(m, n, tiling);
+  const mma_tiling t = resolve_mma_tiling<T>(m, n, k, tuning);
   const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
   const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
   const std::string options = fmt::format(
@@ -215,7 +222,7 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   };
   gemm_kernel kernel;
   if constexpr (std::is_same_v<T, std::int16_t>) kernel = portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
-  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t.mma)
+  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t)
                              : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
   const auto [splits, kchunk] = sliced(kernel.tile);
   if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
@@ -260,7 +267,7 @@ void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buff
   const bool tensor_cores = std::is_same_v<T, std::int8_t> && t.tensor_cores && tensor_core_gemms(rt);
   detail::gemm_kernel kernel;
   if constexpr (std::is_same_v<T, std::int8_t>)
-    kernel = tensor_cores ? detail::mma_gemm<T>(rt, n, k, b, true, true, 1, t.mma) : detail::portable_gemm<T>(rt, true, true, t);
+    kernel = tensor_cores ? detail::mma_gemm<T>(rt, n, k, b, true, true, 1, t) : detail::portable_gemm<T>(rt, true, true, t);
   else kernel = detail::portable_gemm<T>(rt, true, true, t);
   // Any run of at most exact_rows rows sums exactly: runs as short as a full GPU wants.
   const std::size_t tiles = ((n + kernel.tile - 1) / kernel.tile) * ((k + kernel.tile - 1) / kernel.tile);
