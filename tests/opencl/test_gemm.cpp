@@ -134,7 +134,7 @@ TEST_CASE("A tensor-core tiling the kernel cannot take is refused by name", "[op
   const auto resolve = [](std::size_t m, std::size_t n, std::size_t k, const mma_tiling& tiling = {}) {
     opencl::gemm_tuning t;
     t.mma = tiling;
-    return opencl::detail::resolve_mma_tiling<float>(m, n, k, t);
+    return opencl::detail::resolve_mma_tiling(m, n, k, t);
   };
   const auto small = resolve(100, 100, 100);
   CHECK((small.block == 64 && small.warp_m == 32 && small.warp_n == 32 && small.k_words == 16 && small.stages == 1));

@@ -33,13 +33,13 @@
 
 namespace pbnn::opencl {
 
-// The tensor-core kernel's tiling (gemm_mma_cl.hpp); a 0 takes the operand type's default.
+// The tensor-core kernel's tiling (gemm_mma_cl.hpp); a 0 takes the default.
 struct mma_tiling {
-  int block = 0;   // the work-group's tile of C, block x block (64 or 128); 0: 128 where C has 256 such tiles
-  int warp_m = 0;  // each warp's block of it, warp_m x warp_n (32 or 64)
+  int block = 0;   // the work-group's tile of C, block x block (64 or 128); 0: by the shape (resolve_mma_tiling)
+  int warp_m = 0;  // each warp's block of it, warp_m x warp_n (32 or 64); 0: 64 in 128 blocks, else 32
   int warp_n = 0;
-  int k_words = 0;  // 4-byte words of k per local tile (16 or 32)
-  int stages = 0;   // local tiles per operand: 1, or 2 to store the next while this one is read
+  int k_words = 0;  // 4-byte words of k per local tile (16 or 32); 0: 16
+  int stages = 0;   // local tiles per operand: 1, or 2 to store the next while this one is read; 0: 1
 };
 
 struct gemm_tuning {
@@ -106,8 +106,7 @@ gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_
 
 // The tiling the tensor-core kernel takes for an m x n x k product: tuning.mma's fields, defaults
 // where they are 0. Throws std::invalid_argument for a tiling the kernel cannot take.
-template <class T>
-mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, std::size_t k, const gemm_tuning& tuning) {
+inline mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, std::size_t k, const gemm_tuning& tuning) {
   mma_tiling t = tuning.mma;
   // 128-wide tiles where C has 256 of them, or where k is long enough to be split into that many
   // work-groups (a weight gradient's few tiles summed over every pixel of the batch: conv 2's dW at
@@ -142,7 +141,7 @@ template <class T>
 gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
                      std::size_t align, const gemm_tuning& tuning) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>, "tensor-core GEMMs take int8 or float");
-  const mma_tiling t = resolve_mma_tiling<T>(m, n, k, tuning);
+  const mma_tiling t = resolve_mma_tiling(m, n, k, tuning);
   const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
   const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
   const std::string options = fmt::format(
