@@ -70,6 +70,33 @@ void BM_opencl_gemm_xwt(benchmark::State& state) {
   state.SetLabel(rt->device().device_name);
 }
 
+// Times one of a convolution's three products with m = batch x pixels, n output channels and k inputs
+// per pixel (product 0: Y = cols W^T, 1: dcols = dY W, 2: dW = dY^T cols), each iteration waiting for it.
+template <class T>
+void time_conv_product(benchmark::State& state, opencl::runtime& rt, std::size_t m, std::size_t n, std::size_t k,
+                       std::int64_t product_index, const opencl::gemm_tuning& t) {
+  opencl::device_buffer<T> cols, w, dy;
+  cols.upload(rt, random_values<T>(m * k));
+  w.upload(rt, random_values<T>(n * k));
+  dy.upload(rt, random_values<T>(m * n));
+  opencl::device_buffer<opencl::detail::gemm_result_t<T>> out;
+  const auto product = [&] {
+    switch (product_index) {
+      case 0: return opencl::matmul_xwt(rt, cols, w, out, m, n, k, t);
+      case 1: return opencl::matmul_dyw(rt, dy, w, out, m, n, k, t);
+      default: return opencl::matmul_dytx(rt, dy, cols, out, m, n, k, t);
+    }
+  };
+  product();  // builds the programs
+  rt.finish();
+  for (auto _ : state) {
+    product();
+    rt.finish();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
+}
+
 // The three products of Table 1's second convolution at batch range(0), with the default tuning:
 // range(1) 0: Y = cols W^T, 1: dcols = dY W, 2: dW = dY^T cols; range(2) 1: int8 and float on tensor
 // cores where the device has them (gemm.hpp), 0: the portable kernel.
@@ -83,26 +110,7 @@ void BM_opencl_conv_products(benchmark::State& state) {
   const std::size_t m = static_cast<std::size_t>(state.range(0)) * 1024, n = 128, k = 1152;
   opencl::gemm_tuning t;
   t.tensor_cores = state.range(2) != 0;
-  opencl::device_buffer<T> cols, w, dy;
-  cols.upload(*rt, random_values<T>(m * k));
-  w.upload(*rt, random_values<T>(n * k));
-  dy.upload(*rt, random_values<T>(m * n));
-  opencl::device_buffer<opencl::detail::gemm_result_t<T>> out;
-  const auto product = [&] {
-    switch (state.range(1)) {
-      case 0: return opencl::matmul_xwt(*rt, cols, w, out, m, n, k, t);
-      case 1: return opencl::matmul_dyw(*rt, dy, w, out, m, n, k, t);
-      default: return opencl::matmul_dytx(*rt, dy, cols, out, m, n, k, t);
-    }
-  };
-  product();  // builds the programs
-  rt->finish();
-  for (auto _ : state) {
-    product();
-    rt->finish();
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  time_conv_product<T>(state, *rt, m, n, k, state.range(1), t);
   state.SetLabel(fmt::format("{}{}", rt->device().device_name,
                              t.tensor_cores && opencl::tensor_core_gemms(*rt) && sizeof(T) != 2 ? ", tensor cores" : ""));
 }
@@ -129,26 +137,7 @@ void BM_opencl_mma_tilings(benchmark::State& state) {
   const std::size_t m = 256 * (second ? 1024 : 64), n = second ? 128 : 512, k = second ? 1152 : 2304;
   opencl::gemm_tuning t;
   t.mma = mma_tilings[state.range(2)];
-  opencl::device_buffer<T> cols, w, dy;
-  cols.upload(*rt, random_values<T>(m * k));
-  w.upload(*rt, random_values<T>(n * k));
-  dy.upload(*rt, random_values<T>(m * n));
-  opencl::device_buffer<opencl::detail::gemm_result_t<T>> out;
-  const auto product = [&] {
-    switch (state.range(1)) {
-      case 0: return opencl::matmul_xwt(*rt, cols, w, out, m, n, k, t);
-      case 1: return opencl::matmul_dyw(*rt, dy, w, out, m, n, k, t);
-      default: return opencl::matmul_dytx(*rt, dy, cols, out, m, n, k, t);
-    }
-  };
-  product();  // builds the programs
-  rt->finish();
-  for (auto _ : state) {
-    product();
-    rt->finish();
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(m * n * k) * static_cast<double>(state.iterations()) * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  time_conv_product<T>(state, *rt, m, n, k, state.range(1), t);
   const auto& c = mma_tilings[state.range(2)];
   state.SetLabel(fmt::format("block {} warp {}x{} k_words {} stages {}", c.block, c.warp_m, c.warp_n, c.k_words, c.stages));
 }
