@@ -1,6 +1,9 @@
 #pragma once
-// The OpenCL C names of pbnn's element types, as the kernels' -D build options spell them.
+// The kernels' -D build options: the OpenCL C names of pbnn's element types, and options strings
+// formatted once instead of on every launch.
 #include <cstdint>
+#include <map>
+#include <string>
 #include <type_traits>
 
 #include "pbnn/format.hpp"
@@ -23,6 +26,16 @@ constexpr const char* cl_type_name() {
 template <class F>
 constexpr const char* cl_storage_name() {
   return cl_type_name<storage_t<F>>();
+}
+
+// Build options formatted once per distinct key and call site (per thread): a launch looks its
+// program's options up without formatting or allocating.
+template <class Key, class Format>
+const std::string& cached_options(const Key& key, Format&& format) {
+  thread_local std::map<Key, std::string> cache;
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, format()).first;
+  return it->second;
 }
 
 }  // namespace pbnn::opencl::detail

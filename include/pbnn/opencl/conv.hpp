@@ -32,7 +32,8 @@ namespace detail {
 // vec: channels per work-item (a divisor of the channel count).
 template <class T>
 const cl::Program& conv_program(runtime& rt, std::size_t vec = 1) {
-  return rt.program(kernels::conv_source, fmt::format("-DTQ={} -DVEC={}", cl_type_name<T>(), vec));
+  return rt.program(kernels::conv_source,
+                    cached_options(vec, [&] { return fmt::format("-DTQ={} -DVEC={}", cl_type_name<T>(), vec); }));
 }
 
 // The widest vector of up to 16 bytes whose element count divides the channel count.

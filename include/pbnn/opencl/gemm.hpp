@@ -10,6 +10,7 @@
 // take the portable kernel. PBNN_OPENCL_TENSOR_CORES=0 in the environment, or
 // gemm_tuning::tensor_cores, turns tensor cores off.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -83,10 +85,12 @@ template <class T>
 using gemm_result_t = std::conditional_t<std::is_same_v<T, float>, float, std::int32_t>;
 
 template <class T>
-std::string gemm_options(bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
-  return fmt::format("-DTA={} -DTACC={} -DA_KMAJOR={} -DB_KMAJOR={} -DTS={} -DWPT={}{}", cl_type_name<T>(),
-                     std::is_same_v<T, float> ? "float" : "int", a_kmajor ? 1 : 0, b_kmajor ? 1 : 0, t.tile,
-                     t.per_item, std::is_same_v<T, float> ? "" : " -DWIDE");
+const std::string& gemm_options(bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
+  return cached_options(std::tuple{a_kmajor, b_kmajor, t.tile, t.per_item}, [&] {
+    return fmt::format("-DTA={} -DTACC={} -DA_KMAJOR={} -DB_KMAJOR={} -DTS={} -DWPT={}{}", cl_type_name<T>(),
+                       std::is_same_v<T, float> ? "float" : "int", a_kmajor ? 1 : 0, b_kmajor ? 1 : 0, t.tile,
+                       t.per_item, std::is_same_v<T, float> ? "" : " -DWIDE");
+  });
 }
 
 // One of the GEMM kernels as built: each work-group of local_x x local_y items computes a tile x tile
@@ -144,12 +148,16 @@ gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, b
   const mma_tiling t = resolve_mma_tiling(m, n, k, tuning);
   const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
   const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
-  const std::string options = fmt::format(
-      "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
-      "-DBM={} -DBN={} -DWM={} -DWN={} -DKW={} -DSTAGES={}",
-      int{std::is_same_v<T, float>}, int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
-      int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, t.block, t.block, t.warp_m, t.warp_n, t.k_words,
-      t.stages);
+  const std::array<int, 11> key{int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
+                                int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, t.block, t.warp_m,
+                                t.warp_n, t.k_words, t.stages};
+  const std::string& options = cached_options(key, [&] {
+    return fmt::format(
+        "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
+        "-DBM={} -DBN={} -DWM={} -DWN={} -DKW={} -DSTAGES={}",
+        int{std::is_same_v<T, float>}, key[0], key[1], key[2], key[3], key[4], key[5], t.block, t.block, t.warp_m,
+        t.warp_n, t.k_words, t.stages);
+  });
   const auto block = static_cast<std::size_t>(t.block);
   return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", block,
           (block / t.warp_m) * (block / t.warp_n) * 32, 1};
