@@ -116,8 +116,9 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
   }
   check_products<TestType>(*rt, 2048, 2048, 36, opencl::gemm_tuning{});
   // Every tiling shape of the mma kernel: warps of 64 rows or columns, 32-word k tiles, two stages.
-  for (const opencl::mma_tiling tiling : {opencl::mma_tiling{64, 64, 32, 16, 1}, opencl::mma_tiling{128, 32, 64, 32, 1},
-                                          opencl::mma_tiling{128, 64, 32, 16, 2}, opencl::mma_tiling{64, 32, 32, 32, 2}}) {
+  using opencl::mma_tiling;
+  for (const mma_tiling tiling : {mma_tiling{64, 64, 32, 16, 1}, mma_tiling{128, 32, 64, 32, 1},
+                                  mma_tiling{128, 64, 32, 16, 2}, mma_tiling{64, 32, 32, 32, 2}}) {
     INFO("tiling " << tiling.block << " " << tiling.warp_m << "x" << tiling.warp_n << " " << tiling.k_words << " "
                    << tiling.stages);
     opencl::gemm_tuning t;
@@ -129,7 +130,8 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
   }
 }
 
-TEST_CASE("A tensor-core tiling the kernel cannot take is refused by name", "[opencl][gemm]") {
+TEST_CASE("Tensor-core tilings default by shape, and one the kernel cannot take is refused by name",
+          "[opencl][gemm]") {
   using opencl::mma_tiling;
   const auto resolve = [](std::size_t m, std::size_t n, std::size_t k, const mma_tiling& tiling = {}) {
     opencl::gemm_tuning t;

@@ -68,8 +68,9 @@ inline constexpr const char* gemm_mma_source = R"CLC(
 // Operand tiles travel from global to local memory in 16-byte slots, each work-item holding its
 // slots in registers while the warps multiply the previous tile (STAGES 1: one local tile, so the
 // registers wait for the next barrier; 2: they go to the other tile at once). A row-major slot is 4
-// words of one row (16 char or 4 float k); a k-major slot is one word column of 4 rows: for float one 4-row vector at one k, for char 4 words along the rows at 4
-// consecutive k, transposed into 4 row words before the store.
+// words of one row (16 char or 4 float k); a k-major slot is one word column of 4 rows: for float
+// one 4-row vector at one k, for char 4 words along the rows at 4 consecutive k, transposed into 4
+// row words before the store.
 // Local tiles are [row][k] with k contiguous, the fragments' order. Outside [0, rows) x [p0, kend): 0.
 #define SLOTS(ROWS) ((ROWS) * KW / 4 / THREADS)
 
