@@ -56,29 +56,6 @@ struct gemm_tuning {
   mma_tiling mma{};
 };
 
-// Whether int8 and float GEMMs on this runtime's device run on tensor cores: an NVIDIA device (sm_80
-// or later) whose compiler builds both mma kernels, and PBNN_OPENCL_TENSOR_CORES not 0. Probed once
-// per runtime.
-inline bool tensor_core_gemms(runtime& rt) {
-  return rt.probe("mma.sync GEMMs", [&] {
-    const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
-    if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
-    try {
-      for (const char* operands : {"-DFLOAT_OPERANDS=0", "-DFLOAT_OPERANDS=1"}) {
-        const cl::Program& program =
-            rt.program(kernels::gemm_mma_source,
-                       fmt::format("{} -DA_KMAJOR=0 -DB_KMAJOR=0 -DA_WORDS=0 -DB_WORDS=0 -DA_ALIGN16=0 -DB_ALIGN16=0 "
-                                   "-DBM=64 -DBN=64 -DWM=32 -DWN=32 -DKW=16 -DSTAGES=1",
-                                   operands));
-        rt.kernel(program, "gemm_mma");  // where a driver defers the machine-code step to the kernel
-      }
-      return true;
-    } catch (const opencl_error&) {  // an older GPU or compiler: ptxas refuses mma.sync
-      return false;
-    }
-  });
-}
-
 namespace detail {
 
 template <class T>
@@ -162,6 +139,29 @@ gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, b
   return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", block,
           (block / t.warp_m) * (block / t.warp_n) * 32, 1};
 }
+
+}  // namespace detail
+
+// Whether int8 and float GEMMs on this runtime's device run on tensor cores: an NVIDIA device (sm_80
+// or later) whose compiler builds both mma kernels, and PBNN_OPENCL_TENSOR_CORES not 0. Probed once
+// per runtime.
+inline bool tensor_core_gemms(runtime& rt) {
+  return rt.probe("mma.sync GEMMs", [&] {
+    const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
+    if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
+    try {
+      // The kernels a small product takes, created too: some drivers defer the machine code to that step.
+      for (const auto& kernel : {detail::mma_gemm<std::int8_t>(rt, 64, 64, 64, false, false, 64, {}),
+                                 detail::mma_gemm<float>(rt, 64, 64, 64, false, false, 64, {})})
+        rt.kernel(*kernel.program, kernel.name);
+      return true;
+    } catch (const opencl_error&) {  // an older GPU or compiler: ptxas refuses mma.sync
+      return false;
+    }
+  });
+}
+
+namespace detail {
 
 // The greatest power of two, up to 64, dividing every one of the values.
 inline std::size_t common_alignment(std::initializer_list<std::size_t> values) {
