@@ -113,18 +113,16 @@ row measure(const std::string& format, const std::string& scheme, std::size_t ba
   r.ms_per_step = std::chrono::duration<double, std::milli>(t1 - t0).count() / static_cast<double>(r.steps);
   r.watts = power.mean_watts(t0, t1);
   if (rt.profiling()) {
-    double total = 0;
     const auto profile = rt.take_profile();
-    for (const auto& k : profile) total += k.milliseconds;
-    fmt::print("  device time per step {:.3f} ms in {} launches; by kernel:\n", total / static_cast<double>(r.steps),
-               [&] {
-                 std::size_t n = 0;
-                 for (const auto& k : profile) n += k.launches;
-                 return n / r.steps;
-               }());
-    for (std::size_t i = 0; i < profile.size() && i < 16; ++i)
-      fmt::print("    {:<28} {:>8.3f} ms  {:>5} launches\n", profile[i].name,
-                 profile[i].milliseconds / static_cast<double>(r.steps), profile[i].launches / r.steps);
+    double total = 0;
+    std::size_t launches = 0;
+    for (const auto& k : profile.kernels) total += k.milliseconds, launches += k.launches;
+    const auto steps = static_cast<double>(r.steps);
+    fmt::print("  device time per step {:.3f} ms in {} launches, {:.3f} ms from first start to last end; by kernel:\n",
+               total / steps, launches / r.steps, profile.span_milliseconds / steps);
+    for (std::size_t i = 0; i < profile.kernels.size() && i < 16; ++i)
+      fmt::print("    {:<28} {:>8.3f} ms  {:>5} launches\n", profile.kernels[i].name,
+                 profile.kernels[i].milliseconds / steps, profile.kernels[i].launches / r.steps);
   }
   return r;
 }

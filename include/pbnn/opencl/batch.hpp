@@ -35,8 +35,11 @@ class batch_uploader {
     if (labels.size() < n) labels.resize(rt, n);
     using V = storage_t<F>;
     auto& q = rt.queue();
-    check(q.enqueueWriteBuffer(x.data.handle(), CL_FALSE, 0, n * d.features * sizeof(V), s.x.data.data()),
+    cl::Event written;
+    check(q.enqueueWriteBuffer(x.data.handle(), CL_FALSE, 0, n * d.features * sizeof(V), s.x.data.data(), nullptr,
+                               rt.profiling() ? &written : nullptr),
           "writing a batch");
+    if (rt.profiling()) rt.record("write_batch", std::move(written));
     check(q.enqueueWriteBuffer(x.exp.handle(), CL_FALSE, 0, sizeof(int), &s.exp), "writing a batch's exponent");
     // The queue is in order: the last transfer's completion means the slot is free again.
     check(q.enqueueWriteBuffer(labels.handle(), CL_FALSE, 0, n, s.labels.data(), nullptr, &s.done),

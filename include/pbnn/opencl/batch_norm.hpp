@@ -3,10 +3,12 @@
 // computation (layers/batch_norm.hpp) with its state in device buffers: statistics and running
 // statistics, the affine forward pass, sign(BN(x)) as a threshold comparison, and the backward pass
 // into gamma's and beta's gradients and dx. Every call enqueues its kernels and waits for none.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -26,7 +28,7 @@ template <class F>
 class device_batch_norm {
  public:
   static constexpr float eps = 1e-5f, momentum = 0.1f;  // the CPU layer's
-  static constexpr std::size_t reduction_group = 256;   // RED_WG of the kernels
+  static constexpr std::size_t tile_channels = 32, tile_rows = 8;  // BN_CT, BN_RW of the kernels
 
   device_batch_norm(runtime& rt, std::size_t channels) : channels_(channels) {
     const std::vector<float> zeros(channels, 0.0f), ones(channels, 1.0f);
@@ -43,12 +45,24 @@ class device_batch_norm {
                   const device_parameter<F>& beta, mode m, float calibration_weight = 1.0f) {
     const std::size_t npos = positions(x);
     const cl_int which = m == mode::train ? 0 : m == mode::calibrate ? 1 : 2;
-    detail::launch_range(rt, program(rt), "bn_statistics", cl::NDRange(channels_ * reduction_group),
-                         cl::NDRange(reduction_group), x.data.handle(), x.exp.handle(), detail::checked_count(npos),
-                         detail::checked_count(channels_), gamma.value.handle(), beta.value.handle(), cl_int{gamma.exp},
-                         eps, m == mode::calibrate ? calibration_weight : momentum, which, running_mean.handle(),
-                         running_var.handle(), mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(),
-                         tscale_.handle(), tshift_.handle());
+    const std::size_t slices = m == mode::eval ? 1 : slices_for(npos);
+    if (sums_.size() < 2 * slices * channels_) sums_.resize(rt, 2 * slices * channels_);
+    // Both kernels end with the arguments of bn_finish_statistics.
+    const auto launch_with_finish_args = [&](const char* kernel, const cl::NDRange& global, const cl::NDRange& local,
+                                             const auto&... leading) {
+      detail::launch_range(rt, program(rt), kernel, global, local, leading..., gamma.value.handle(),
+                           beta.value.handle(), cl_int{gamma.exp}, eps,
+                           m == mode::calibrate ? calibration_weight : momentum, which, running_mean.handle(),
+                           running_var.handle(), mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(),
+                           tscale_.handle(), tshift_.handle());
+    };
+    launch_with_finish_args("bn_statistics", groups(slices), tile(), x.data.handle(), x.exp.handle(),
+                            detail::checked_count(npos), detail::checked_count(channels_),
+                            detail::checked_count(slices), sums_.handle());
+    if (slices > 1)
+      launch_with_finish_args("bn_statistics_finish", detail::elementwise_range(channels_), cl::NullRange,
+                              sums_.handle(), detail::checked_count(slices), detail::checked_count(channels_),
+                              detail::checked_count(npos), x.exp.handle());
   }
 
   // y = gamma (x - mean) invstd + beta with the last statistics; fixed formats round to nearest.
@@ -72,10 +86,18 @@ class device_batch_norm {
   void backward(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                 device_parameter<F>& beta, device_tensor<F>* dx, stream rnd) {
     const std::size_t npos = positions(x);
-    detail::launch_range(rt, program(rt), "bn_grad_params", cl::NDRange(channels_ * reduction_group),
-                         cl::NDRange(reduction_group), x.data.handle(), x.exp.handle(), dy.data.handle(),
-                         dy.exp.handle(), detail::checked_count(npos), detail::checked_count(channels_),
-                         mean_.handle(), invstd_.handle(), dgamma_.handle(), dbeta_.handle());
+    const std::size_t slices = slices_for(npos);
+    if (grad_sums_.size() < 2 * slices * channels_) grad_sums_.resize(rt, 2 * slices * channels_);
+    // fp32 writes the gradients in place; fixed formats quantize them from dgamma_ and dbeta_.
+    device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
+    device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
+    detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
+                         dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
+                         detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
+                         invstd_.handle(), grad_sums_.handle(), dgamma.handle(), dbeta.handle());
+    if (slices > 1)
+      detail::launch(rt, program(rt), "bn_grad_params_finish", channels_, grad_sums_.handle(),
+                     detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(), dbeta.handle());
     store_gradient(rt, dgamma_, gamma);
     store_gradient(rt, dbeta_, beta);
     if (!dx) return;
@@ -83,8 +105,8 @@ class device_batch_norm {
     device_buffer<float>& out = real_output(rt, *dx, x.size());
     detail::launch(rt, program(rt), "bn_grad_input", x.size(), x.data.handle(), x.exp.handle(), dy.data.handle(),
                    dy.exp.handle(), detail::checked_count(x.size()), detail::checked_count(channels_),
-                   gamma.value.handle(), cl_int{gamma.exp}, mean_.handle(), invstd_.handle(), dgamma_.handle(),
-                   dbeta_.handle(), out.handle());
+                   gamma.value.handle(), cl_int{gamma.exp}, mean_.handle(), invstd_.handle(), dgamma.handle(),
+                   dbeta.handle(), out.handle());
     if constexpr (is_fixed_v<F>) store(rt, *dx, format_traits<F>::error_rounding, rnd);
   }
 
@@ -92,6 +114,24 @@ class device_batch_norm {
   static const cl::Program& program(runtime& rt) {
     static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
     return rt.program(kernels::batch_norm_source, options);
+  }
+
+  // Slices of the positions per channel tile: enough work-groups to fill a large GPU (about 512),
+  // each work-item summing at least 16 positions; one (no finishing launch) for small batches.
+  std::size_t slices_for(std::size_t npos) const {
+    const std::size_t tiles = (channels_ + tile_channels - 1) / tile_channels;
+    const std::size_t by_work = npos / (tile_rows * 16), by_groups = std::max<std::size_t>(1, 512 / tiles);
+    return std::max<std::size_t>(1, std::min(by_work, by_groups));
+  }
+  cl::NDRange tile() const { return cl::NDRange(tile_channels, tile_rows); }
+  cl::NDRange groups(std::size_t slices) const {
+    return cl::NDRange((channels_ + tile_channels - 1) / tile_channels * tile_channels, slices * tile_rows);
+  }
+  static device_buffer<float>& gradient_output(device_parameter<F>& p, device_buffer<float>& scratch) {
+    if constexpr (is_fixed_v<F>)
+      return scratch;
+    else
+      return p.grad;
   }
 
   std::size_t positions(const device_tensor<F>& x) const {
@@ -112,28 +152,30 @@ class device_batch_norm {
       return t.data;
     }
   }
+  // fp32 results are in place already, exponent 0 (tensor.hpp).
   void store(runtime& rt, device_tensor<F>& t, rounding r, stream rnd) {
     if constexpr (is_fixed_v<F>)
       quantize_into(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.max_scratch);
     else
-      check(rt.queue().enqueueFillBuffer(t.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      (void)rt, (void)t, (void)r, (void)rnd;
   }
-  // The CPU's store_float_grads: fp32 as is; fixed formats as int32 with one exponent (30 bits).
+  // The CPU's store_float_grads: fp32 as is (written in place, exponent 0); fixed formats as int32
+  // with one exponent (30 bits).
   void store_gradient(runtime& rt, const device_buffer<float>& g, device_parameter<F>& p) {
     p.grad_factor = 1.0f;
-    if (p.grad_exp.size() != 1) p.grad_exp.resize(rt, 1);
     if constexpr (is_fixed_v<F>) {
+      if (p.grad_exp.size() != 1) p.grad_exp.resize(rt, 1);
       quantize_into(rt, g, channels_, p.grad, p.grad_exp, (1 << 30) - 1, rounding::nearest_even, stream{}, max_scratch_);
     } else {
-      check(rt.queue().enqueueCopyBuffer(g.handle(), p.grad.handle(), 0, 0, channels_ * sizeof(float)),
-            "copying a gradient");
-      check(rt.queue().enqueueFillBuffer(p.grad_exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      (void)rt, (void)g;
     }
   }
 
   std::size_t channels_;
   device_buffer<float> mean_, invstd_, scale_, shift_, tscale_, tshift_, dgamma_, dbeta_, real_;
   device_buffer<std::uint32_t> max_scratch_;
+  device_buffer<std::conditional_t<is_fixed_v<F>, std::int64_t, float>> sums_;  // TSUM partials
+  device_buffer<float> grad_sums_;
 };
 
 }  // namespace pbnn::opencl

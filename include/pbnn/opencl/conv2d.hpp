@@ -48,8 +48,7 @@ class device_conv2d {
     scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     im2col(rt, x.data, geometry(b), cols_);
     if constexpr (!is_fixed_v<format>) {
-      matmul_xwt(rt, cols_, theta_, y.data, m, Cout, patch);
-      check(rt.queue().enqueueFillBuffer(y.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+      matmul_xwt(rt, cols_, theta_, y.data, m, Cout, patch);  // fp32 exponents stay 0 (tensor.hpp)
     } else {
       matmul_xwt(rt, cols_, theta_, acc_, m, Cout, patch);
       requantize_dynamic(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{});
@@ -63,12 +62,10 @@ class device_conv2d {
     weight_.grad_factor = 1.0f;
     if constexpr (!is_fixed_v<format>) {
       matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
-      check(rt.queue().enqueueFillBuffer(weight_.grad_exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
       if (dx) {
         matmul_dyw(rt, dy.data, theta_, dcols_, m, Cout, patch);
         dx->resize(rt, b, H * W * C);
         col2im(rt, dcols_, geometry(b), dx->data);
-        check(rt.queue().enqueueFillBuffer(dx->exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
       }
     } else {
       weight_gradient_int(rt, dy, x, m);

@@ -57,7 +57,6 @@ class device_dense {
       if constexpr (Bias)
         detail::launch(rt, program(rt), "add_bias", b * Out, y.data.handle(), detail::checked_count(b),
                        detail::checked_count(Out), bias_.value.handle());
-      check(rt.queue().enqueueFillBuffer(y.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
     } else {
       matmul_xwt(rt, x.data, theta_, acc_, b, Out, In);
       if constexpr (Bias)  // in the sums' units, rounded to nearest, as the CPU layer adds it
@@ -74,12 +73,10 @@ class device_dense {
     const std::size_t b = x.rows();
     matmul_dytx(rt, dy.data, x.data, weight_.grad, b, Out, In);
     weight_.grad_factor = 1.0f;
-    if constexpr (!is_fixed_v<format>) {
-      check(rt.queue().enqueueFillBuffer(weight_.grad_exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+    if constexpr (!is_fixed_v<format>) {  // fp32 exponents stay 0 (tensor.hpp)
       if (dx) {
         dx->resize(rt, b, In);
         matmul_dyw(rt, dy.data, theta_, dx->data, b, Out, In);
-        check(rt.queue().enqueueFillBuffer(dx->exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
       }
     } else {
       sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);

@@ -51,10 +51,7 @@ void softmax_cross_entropy(runtime& rt, const device_tensor<F>& logits, const de
   detail::launch(rt, detail::loss_program<F>(rt), "softmax_cross_entropy", b, logits.data.handle(),
                  logits.exp.handle(), detail::checked_count(b), detail::checked_count(k), labels.handle(), d->handle(),
                  out.row_loss.handle(), out.correct.handle());
-  if constexpr (is_fixed_v<F>)
-    quantize_dynamic(rt, out.error, dlogits, format_traits<F>::error_rounding, rnd);
-  else
-    check(rt.queue().enqueueFillBuffer(dlogits.exp.handle(), cl_int{0}, 0, sizeof(cl_int)), "setting an exponent");
+  if constexpr (is_fixed_v<F>) quantize_dynamic(rt, out.error, dlogits, format_traits<F>::error_rounding, rnd);
 }
 
 // correct += the rows of logits whose first largest value is their label (pbnn::predicted_class).

@@ -42,12 +42,19 @@ struct device_parameter {
     d.value_exp.upload(rt, &p.exp, 1);
     d.value.upload(rt, p.value.data(), p.size());
     d.grad.upload(rt, p.grad.data(), p.size());
-    int e = 0;
-    if (std::frexp(p.grad_scale / factor, &e) != 0.5f)  // grad_scale / factor = 0.5 2^e
-      throw std::invalid_argument("pbnn::opencl::device_parameter: the gradient scale is not a power of two times the factor");
-    const int ge = e - 1;
-    d.grad_exp.upload(rt, &ge, 1);
-    d.grad_factor = factor;
+    if constexpr (is_fixed_v<Format>) {
+      int e = 0;
+      if (std::frexp(p.grad_scale / factor, &e) != 0.5f)  // grad_scale / factor = 0.5 2^e
+        throw std::invalid_argument(
+            "pbnn::opencl::device_parameter: the gradient scale is not a power of two times the factor");
+      const int ge = e - 1;
+      d.grad_exp.upload(rt, &ge, 1);
+      d.grad_factor = factor;
+    } else {  // fp32 gradients keep exponent 0 (layers do not reset it): the whole scale is the factor
+      const int zero = 0;
+      d.grad_exp.upload(rt, &zero, 1);
+      d.grad_factor = p.grad_scale;
+    }
     return d;
   }
 };

@@ -113,18 +113,26 @@ class runtime {
   void finish() { check(queue_.finish(), "waiting for the command queue"); }
 
   // Kernel profiling, on where the environment sets PBNN_OPENCL_PROFILE (to anything but 0) when the
-  // runtime is made: every launch keeps its event, and take_profile() sums the device time per kernel.
+  // runtime is made: every launch (and batch transfer) keeps its event, and take_profile() sums the device
+  // time per kernel.
   struct kernel_time {
     std::string name;
     std::size_t launches = 0;
     double milliseconds = 0;
   };
+  struct profile {
+    std::vector<kernel_time> kernels;  // longest first
+    // From the first kernel's start to the last one's end: beyond the kernels' sum, the device idled
+    // (launch gaps, host work the queue waited for).
+    double span_milliseconds = 0;
+  };
   bool profiling() const noexcept { return profiling_; }
   void record(const char* kernel, cl::Event done) { profiled_.emplace_back(kernel, std::move(done)); }
-  // Device time per kernel name of the launches since the last call, longest first (waits for them).
-  std::vector<kernel_time> take_profile() {
+  // Device time per kernel name of the launches since the last call (waits for them).
+  profile take_profile() {
     finish();
     std::map<std::string, kernel_time> by_name;
+    cl_ulong first = ~cl_ulong{0}, last = 0;
     for (const auto& [name, ev] : profiled_) {
       cl_ulong start = 0, end = 0;
       check(ev.getProfilingInfo(CL_PROFILING_COMMAND_START, &start), "reading a kernel's start time");
@@ -133,11 +141,15 @@ class runtime {
       t.name = name;
       ++t.launches;
       t.milliseconds += static_cast<double>(end - start) * 1e-6;
+      first = std::min(first, start);
+      last = std::max(last, end);
     }
+    profile out;
+    if (!profiled_.empty()) out.span_milliseconds = static_cast<double>(last - first) * 1e-6;
     profiled_.clear();
-    std::vector<kernel_time> out;
-    for (auto& [name, t] : by_name) out.push_back(std::move(t));
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.milliseconds > b.milliseconds; });
+    for (auto& [name, t] : by_name) out.kernels.push_back(std::move(t));
+    std::sort(out.kernels.begin(), out.kernels.end(),
+              [](const auto& a, const auto& b) { return a.milliseconds > b.milliseconds; });
     return out;
   }
 

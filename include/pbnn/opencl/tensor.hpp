@@ -4,6 +4,7 @@
 // buffer, so that the kernel that chooses it and the kernels that read it never involve the host.
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 #include "pbnn/format.hpp"
@@ -18,7 +19,8 @@ struct device_tensor {
   using value_type = storage_t<Format>;
 
   device_buffer<value_type> data;
-  device_buffer<int> exp;                  // one int; always 0 for fp32
+  // One int. fp32: 0 from allocation on and never set otherwise, so layers do not reset it.
+  device_buffer<int> exp;
   device_buffer<std::uint32_t> max_scratch;  // the largest magnitude, while an exponent is chosen
 
   std::size_t rows() const noexcept { return rows_; }
@@ -37,6 +39,8 @@ struct device_tensor {
 
   // Blocking transfers, for tests and metrics.
   void upload(runtime& rt, std::size_t r, std::size_t c, const value_type* values, int exponent) {
+    if (!is_fixed_v<Format> && exponent != 0)
+      throw std::invalid_argument("pbnn::opencl::device_tensor: an fp32 tensor's exponent is 0");
     resize(rt, r, c);
     data.upload(rt, values, r * c);
     exp.upload(rt, &exponent, 1);

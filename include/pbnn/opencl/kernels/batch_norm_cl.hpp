@@ -1,70 +1,60 @@
 #pragma once
 // OpenCL C 1.2 source of batch normalization over channels (layers/batch_norm.hpp): x is n positions
-// (samples x H x W) of C channels, channels-last. One work-group per channel reduces over the
-// positions; element-wise kernels apply the per-channel results. Fixed formats sum x and x^2 in
+// (samples x H x W) of C channels, channels-last. Work-groups of 32 channels reduce over slices of
+// the positions; element-wise kernels apply the per-channel results. Fixed formats sum x and x^2 in
 // 64-bit integers (exact, like the CPU's double sums of integers); fp32 sums in float, in another
 // order than the CPU, so its statistics agree to rounding only.
 // Build options: -DTQ=float|char|short, -DFIXED=0|1.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* batch_norm_source = R"CLC(
-#ifndef RED_WG
-#define RED_WG 256
-#endif
+// The reductions over positions: a work-group sums BN_CT consecutive channels (coalesced reads of
+// channels-last rows) over BN_RW rows at a time of one slice of the positions. With one slice the
+// group finishes the channel itself; with more, slices' partial sums go to `partial` ([2][slices][C])
+// and a *_finish kernel adds them (in slice order: the result does not depend on the schedule).
+#define BN_CT 32
+#define BN_RW 8
 #if FIXED
 typedef long TSUM;
 #else
 typedef float TSUM;
 #endif
 
-// Sums a and b over the work-group into slot 0 of la and lb (uniform barriers).
-#define DEFINE_GROUP_SUM2(NAME, T)                                   \
-  void NAME(T a, T b, __local T* la, __local T* lb) {                \
-    const int lid = get_local_id(0);                                 \
-    la[lid] = a;                                                     \
-    lb[lid] = b;                                                     \
+// Sums a and b over the rows of the work-group into row 0's items (uniform barrier).
+#define DEFINE_ROW_SUM2(NAME, T)                                     \
+  void NAME(T* a, T* b, __local T (*la)[BN_CT], __local T (*lb)[BN_CT]) { \
+    const uint lx = get_local_id(0), ly = get_local_id(1);           \
+    la[ly][lx] = *a;                                                 \
+    lb[ly][lx] = *b;                                                 \
     barrier(CLK_LOCAL_MEM_FENCE);                                    \
-    for (int s = RED_WG / 2; s > 0; s >>= 1) {                       \
-      if (lid < s) {                                                 \
-        la[lid] += la[lid + s];                                      \
-        lb[lid] += lb[lid + s];                                      \
-      }                                                              \
-      barrier(CLK_LOCAL_MEM_FENCE);                                  \
+    if (ly != 0) return;                                             \
+    for (uint r = 1; r < BN_RW; ++r) {                               \
+      *a += la[r][lx];                                               \
+      *b += lb[r][lx];                                               \
     }                                                                \
   }
-DEFINE_GROUP_SUM2(group_sum2, TSUM)
-DEFINE_GROUP_SUM2(group_sum2_float, float)
+DEFINE_ROW_SUM2(row_sum2, TSUM)
+DEFINE_ROW_SUM2(row_sum2_float, float)
 
-// Per channel c (work-group c): mean and 1/sigma (batch statistics in training and calibration,
-// running ones in evaluation), running statistics updated with weight m_run (mode 0: training,
-// 1: calibration; 2: evaluation, no update), and the affine (scale, shift) of y = scale x + shift
-// and the threshold comparison (tscale x > tshift) of sign(y), with x = data 2^x_exp.
-__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
-void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint npos, const uint C,
-                   __global const TQ* gamma, __global const TQ* beta, const int param_exp, const float eps,
-                   const float m_run, const int mode, __global float* running_mean, __global float* running_var,
-                   __global float* mean, __global float* invstd, __global float* scale, __global float* shift,
-                   __global float* tscale, __global float* tshift) {
-  __local TSUM l1[RED_WG], l2[RED_WG];
-  const uint c = get_group_id(0);
-  const int lid = get_local_id(0);
-  TSUM s1 = 0, s2 = 0;
-  if (mode != 2)
-    for (uint p = lid; p < npos; p += RED_WG) {
-      const TSUM v = (TSUM)x[(size_t)p * C + c];
-      s1 += v;
-      s2 += v * v;
-    }
-  group_sum2(s1, s2, l1, l2);
-  if (lid != 0) return;
-  const float xs = ldexp(1.0f, x_exp[0]);
+// Per channel c: mean and 1/sigma (batch statistics from the sums of x and x^2 over npos positions
+// in training and calibration, running ones in evaluation), running statistics updated with weight
+// m_run (mode 0: training, 1: calibration; 2: evaluation, no update), and the affine (scale, shift)
+// of y = scale x + shift and the threshold comparison (tscale x > tshift) of sign(y), with
+// x = data 2^x_exp.
+void bn_finish_statistics(const uint c, const TSUM s1, const TSUM s2, const uint npos, const int x_exp,
+                          __global const TQ* gamma, __global const TQ* beta, const int param_exp, const float eps,
+                          const float m_run, const int mode, __global float* running_mean,
+                          __global float* running_var, __global float* mean, __global float* invstd,
+                          __global float* scale, __global float* shift, __global float* tscale,
+                          __global float* tshift) {
+  const float xs = ldexp(1.0f, x_exp);
   float mu, is;
   if (mode == 2) {
     mu = running_mean[c];
     is = 1.0f / sqrt(running_var[c] + eps);
   } else {
     const float n = (float)npos;
-    const float m = (float)l1[0] / n, var = fmax(0.0f, (float)l2[0] / n - m * m);
+    const float m = (float)s1 / n, var = fmax(0.0f, (float)s2 / n - m * m);
     mu = m * xs;
     const float var_real = var * xs * xs;
     is = 1.0f / sqrt(var_real + eps);
@@ -80,6 +70,49 @@ void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint n
   const float t = g != 0.0f ? mu - be / (g * is) : 0.0f;
   tscale[c] = g > 0.0f ? xs : g < 0.0f ? -xs : 0.0f;
   tshift[c] = g > 0.0f ? t : g < 0.0f ? -t : (be > 0.0f ? -1.0f : 1.0f);
+}
+
+#define BN_FINISH_ARGS                                                                                     \
+  __global const TQ *gamma, __global const TQ *beta, const int param_exp, const float eps, const float m_run, \
+      const int mode, __global float *running_mean, __global float *running_var, __global float *mean,        \
+      __global float *invstd, __global float *scale, __global float *shift, __global float *tscale,           \
+      __global float *tshift
+#define BN_FINISH_PASS \
+  gamma, beta, param_exp, eps, m_run, mode, running_mean, running_var, mean, invstd, scale, shift, tscale, tshift
+
+// Work-group (channel tile, slice); evaluation (mode 2) reads no x and takes one slice.
+__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
+void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint npos, const uint C, const uint slices,
+                   __global TSUM* partial, BN_FINISH_ARGS) {
+  __local TSUM l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
+  const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
+  TSUM s1 = 0, s2 = 0;
+  if (mode != 2 && c < C)
+    for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
+      const TSUM v = (TSUM)x[(size_t)p * C + c];
+      s1 += v;
+      s2 += v * v;
+    }
+  row_sum2(&s1, &s2, l1, l2);
+  if (get_local_id(1) != 0 || c >= C) return;
+  if (slices == 1) {
+    bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
+  } else {
+    partial[slice * C + c] = s1;
+    partial[(slices + slice) * C + c] = s2;
+  }
+}
+
+__kernel void bn_statistics_finish(__global const TSUM* partial, const uint slices, const uint C, const uint npos,
+                                   __global const int* x_exp, BN_FINISH_ARGS) {
+  const uint c = get_global_id(0);
+  if (c >= C) return;
+  TSUM s1 = 0, s2 = 0;
+  for (uint s = 0; s < slices; ++s) {
+    s1 += partial[s * C + c];
+    s2 += partial[(slices + s) * C + c];
+  }
+  bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
 }
 
 __kernel void bn_affine(__global const TQ* x, const uint n, const uint C, __global const float* scale,
@@ -100,27 +133,47 @@ __kernel void bn_threshold(__global const TQ* x, const uint n, const uint C, __g
   out[i] = tscale[c] * (float)x[i] > tshift[c] ? (TQ)1 : (TQ)-1;
 }
 
-// Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp.
-__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+// Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp
+// (work-groups as bn_statistics).
+__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
-                    __global const int* dy_exp, const uint npos, const uint C, __global const float* mean,
-                    __global const float* invstd, __global float* dgamma, __global float* dbeta) {
-  __local float l1[RED_WG], l2[RED_WG];
-  const uint c = get_group_id(0);
-  const int lid = get_local_id(0);
-  const float a = ldexp(1.0f, x_exp[0]) * invstd[c], b = -mean[c] * invstd[c], gs = ldexp(1.0f, dy_exp[0]);
+                    __global const int* dy_exp, const uint npos, const uint C, const uint slices,
+                    __global const float* mean, __global const float* invstd, __global float* partial,
+                    __global float* dgamma, __global float* dbeta) {
+  __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
+  const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
   float s1 = 0.0f, s2 = 0.0f;
-  for (uint p = lid; p < npos; p += RED_WG) {
-    const size_t i = (size_t)p * C + c;
-    const float g = (float)dy[i] * gs;
-    s1 += g * ((float)x[i] * a + b);
-    s2 += g;
+  if (c < C) {
+    const float a = ldexp(1.0f, x_exp[0]) * invstd[c], b = -mean[c] * invstd[c], gs = ldexp(1.0f, dy_exp[0]);
+    for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
+      const size_t i = (size_t)p * C + c;
+      const float g = (float)dy[i] * gs;
+      s1 += g * ((float)x[i] * a + b);
+      s2 += g;
+    }
   }
-  group_sum2_float(s1, s2, l1, l2);
-  if (lid == 0) {
-    dgamma[c] = l1[0];
-    dbeta[c] = l2[0];
+  row_sum2_float(&s1, &s2, l1, l2);
+  if (get_local_id(1) != 0 || c >= C) return;
+  if (slices == 1) {
+    dgamma[c] = s1;
+    dbeta[c] = s2;
+  } else {
+    partial[slice * C + c] = s1;
+    partial[(slices + slice) * C + c] = s2;
   }
+}
+
+__kernel void bn_grad_params_finish(__global const float* partial, const uint slices, const uint C,
+                                    __global float* dgamma, __global float* dbeta) {
+  const uint c = get_global_id(0);
+  if (c >= C) return;
+  float s1 = 0.0f, s2 = 0.0f;
+  for (uint s = 0; s < slices; ++s) {
+    s1 += partial[s * C + c];
+    s2 += partial[(slices + s) * C + c];
+  }
+  dgamma[c] = s1;
+  dbeta[c] = s2;
 }
 
 // dx = gamma invstd (g - (dbeta + xhat dgamma) / n), in float.
