@@ -2,10 +2,14 @@
 // Minibatches to the device without waiting: samples are gathered and quantized on the host
 // (pbnn::gather_batch, the CPU backend's own), then written to the device tensor by non-blocking
 // transfers. Two host staging slots alternate, so the host prepares the next batch while the device
-// still reads the last one; a slot is reused only once its transfer has completed.
+// still reads the last one; a slot is reused only once its transfer has completed. The samples go
+// through page-locked memory (a mapped CL_MEM_ALLOC_HOST_PTR buffer): a transfer from pageable memory
+// occupies the queue for several times as long (0.3 ms for a 3 MB fp32 batch of 256 CIFAR images on
+// an H200).
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -34,10 +38,12 @@ class batch_uploader {
     x.resize(rt, n, d.features);
     if (labels.size() < n) labels.resize(rt, n);
     using V = storage_t<F>;
+    const std::size_t bytes = n * d.features * sizeof(V);
+    void* staged = s.page_locked(rt, bytes);
+    std::memcpy(staged, s.x.data.data(), bytes);
     auto& q = rt.queue();
     cl::Event written;
-    check(q.enqueueWriteBuffer(x.data.handle(), CL_FALSE, 0, n * d.features * sizeof(V), s.x.data.data(), nullptr,
-                               rt.profiling() ? &written : nullptr),
+    check(q.enqueueWriteBuffer(x.data.handle(), CL_FALSE, 0, bytes, staged, nullptr, rt.profiling() ? &written : nullptr),
           "writing a batch");
     if (rt.profiling()) rt.record("write_batch", std::move(written));
     check(q.enqueueWriteBuffer(x.exp.handle(), CL_FALSE, 0, sizeof(int), &s.exp), "writing a batch's exponent");
@@ -61,6 +67,7 @@ class batch_uploader {
   ~batch_uploader() {
     try {
       drain();
+      for (auto& s : slots_) s.unmap();
     } catch (...) {  // a failed device: nothing more can be done for its transfers
     }
   }
@@ -73,6 +80,31 @@ class batch_uploader {
     int exp = 0;
     cl::Event done;
     bool in_flight = false;
+    // Page-locked staging of at least `bytes`, mapped for the slot's lifetime (the slot is free).
+    cl::CommandQueue queue;
+    cl::Buffer pinned;
+    void* mapped = nullptr;
+    std::size_t pinned_bytes = 0;
+    void* page_locked(runtime& rt, std::size_t bytes) {
+      if (bytes <= pinned_bytes) return mapped;
+      unmap();
+      cl_int err = CL_SUCCESS;
+      pinned = cl::Buffer(rt.context(), CL_MEM_ALLOC_HOST_PTR | CL_MEM_READ_WRITE, bytes, nullptr, &err);
+      check(err, fmt::format("allocating {} bytes of page-locked staging", bytes));
+      queue = rt.queue();
+      mapped = queue.enqueueMapBuffer(pinned, CL_TRUE, CL_MAP_WRITE, 0, bytes, nullptr, nullptr, &err);
+      check(err, "mapping page-locked staging");
+      pinned_bytes = bytes;
+      return mapped;
+    }
+    void unmap() {
+      if (!mapped) return;
+      cl::Event unmapped;
+      check(queue.enqueueUnmapMemObject(pinned, mapped, nullptr, &unmapped), "unmapping page-locked staging");
+      check(unmapped.wait(), "unmapping page-locked staging");
+      mapped = nullptr;
+      pinned_bytes = 0;
+    }
   };
   std::array<slot, 2> slots_;
   unsigned next_ = 0;

@@ -60,7 +60,7 @@ class device_batch_norm {
                             detail::checked_count(npos), detail::checked_count(channels_),
                             detail::checked_count(slices), sums_.handle());
     if (slices > 1)
-      launch_with_finish_args("bn_statistics_finish", detail::elementwise_range(channels_), cl::NullRange,
+      launch_with_finish_args("bn_statistics_finish", groups(1), tile(),
                               sums_.handle(), detail::checked_count(slices), detail::checked_count(channels_),
                               detail::checked_count(npos), x.exp.handle());
   }
@@ -96,8 +96,9 @@ class device_batch_norm {
                          detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
                          invstd_.handle(), grad_sums_.handle(), dgamma.handle(), dbeta.handle());
     if (slices > 1)
-      detail::launch(rt, program(rt), "bn_grad_params_finish", channels_, grad_sums_.handle(),
-                     detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(), dbeta.handle());
+      detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
+                           detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),
+                           dbeta.handle());
     store_gradient(rt, dgamma_, gamma);
     store_gradient(rt, dbeta_, beta);
     if (!dx) return;

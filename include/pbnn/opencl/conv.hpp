@@ -121,8 +121,8 @@ void max_pool_grad(runtime& rt, const device_buffer<T>& dy, const device_buffer<
   dx.resize(rt, g.image_size());
   using detail::as_int;
   detail::launch_grid(rt, detail::conv_program<T>(rt), "max_pool_grad", g.channels,
-                      g.channels ? g.image_size() / g.channels : 0, dy.handle(), argmax.handle(), as_int(g.batch),
-                      as_int(g.height), as_int(g.width), as_int(g.channels), as_int(size), dx.handle());
+                      g.channels ? g.image_size() / (g.channels * size * size) : 0, dy.handle(), argmax.handle(),
+                      as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels), as_int(size), dx.handle());
 }
 
 }  // namespace pbnn::opencl

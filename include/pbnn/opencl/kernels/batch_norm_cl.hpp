@@ -11,7 +11,7 @@ inline constexpr const char* batch_norm_source = R"CLC(
 // The reductions over positions: a work-group sums BN_CT consecutive channels (coalesced reads of
 // channels-last rows) over BN_RW rows at a time of one slice of the positions. With one slice the
 // group finishes the channel itself; with more, slices' partial sums go to `partial` ([2][slices][C])
-// and a *_finish kernel adds them (in slice order: the result does not depend on the schedule).
+// and a *_finish kernel adds them (in a fixed order: the result does not depend on the schedule).
 #define BN_CT 32
 #define BN_RW 8
 #if FIXED
@@ -103,16 +103,20 @@ void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint n
   }
 }
 
-__kernel void bn_statistics_finish(__global const TSUM* partial, const uint slices, const uint C, const uint npos,
-                                   __global const int* x_exp, BN_FINISH_ARGS) {
-  const uint c = get_global_id(0);
-  if (c >= C) return;
+// Work-group per channel tile; its rows add every BN_RW-th slice, then each other's sums.
+__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
+void bn_statistics_finish(__global const TSUM* partial, const uint slices, const uint C, const uint npos,
+                          __global const int* x_exp, BN_FINISH_ARGS) {
+  __local TSUM l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
+  const uint c = get_group_id(0) * BN_CT + get_local_id(0);
   TSUM s1 = 0, s2 = 0;
-  for (uint s = 0; s < slices; ++s) {
-    s1 += partial[s * C + c];
-    s2 += partial[(slices + s) * C + c];
-  }
-  bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
+  if (c < C)
+    for (uint s = get_local_id(1); s < slices; s += BN_RW) {
+      s1 += partial[s * C + c];
+      s2 += partial[(slices + s) * C + c];
+    }
+  row_sum2(&s1, &s2, l1, l2);
+  if (get_local_id(1) == 0 && c < C) bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
 }
 
 __kernel void bn_affine(__global const TQ* x, const uint n, const uint C, __global const float* scale,
@@ -163,17 +167,23 @@ void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global co
   }
 }
 
-__kernel void bn_grad_params_finish(__global const float* partial, const uint slices, const uint C,
-                                    __global float* dgamma, __global float* dbeta) {
-  const uint c = get_global_id(0);
-  if (c >= C) return;
+// Work-groups as bn_statistics_finish.
+__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
+void bn_grad_params_finish(__global const float* partial, const uint slices, const uint C, __global float* dgamma,
+                           __global float* dbeta) {
+  __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
+  const uint c = get_group_id(0) * BN_CT + get_local_id(0);
   float s1 = 0.0f, s2 = 0.0f;
-  for (uint s = 0; s < slices; ++s) {
-    s1 += partial[s * C + c];
-    s2 += partial[(slices + s) * C + c];
+  if (c < C)
+    for (uint s = get_local_id(1); s < slices; s += BN_RW) {
+      s1 += partial[s * C + c];
+      s2 += partial[(slices + s) * C + c];
+    }
+  row_sum2_float(&s1, &s2, l1, l2);
+  if (get_local_id(1) == 0 && c < C) {
+    dgamma[c] = s1;
+    dbeta[c] = s2;
   }
-  dgamma[c] = s1;
-  dbeta[c] = s2;
 }
 
 // dx = gamma invstd (g - (dbeta + xhat dgamma) / n), in float.

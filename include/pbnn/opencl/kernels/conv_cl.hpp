@@ -87,17 +87,19 @@ __kernel void max_pool(__global const TQ* x, const int b, const int h, const int
   if (keep_argmax) argmax[g] = arg;
 }
 
-// dx = dy routed to each window's arg-max, 0 elsewhere. Work-item (channel, pixel of dx).
+// dx = dy routed to each window's arg-max, 0 elsewhere. Work-item (channel, output pixel): reads its
+// dy and argmax once and writes the whole window.
 __kernel void max_pool_grad(__global const TQ* dy, __global const uchar* argmax, const int b, const int h,
                             const int w, const int ch, const int size, __global TQ* dx) {
   const int ho = h / size, wo = w / size;
-  const int c = get_global_id(0), pix = get_global_id(1);  // channel, input pixel
-  if (c >= ch || pix >= b * h * w) return;
-  const size_t g = (size_t)pix * ch + c;
-  const int iw = pix % w, ih = (pix / w) % h, n = pix / (w * h);
-  const int oh = ih / size, ow = iw / size;
-  const size_t o = (size_t)((n * ho + oh) * wo + ow) * ch + c;
-  dx[g] = argmax[o] == (uchar)((ih % size) * size + iw % size) ? dy[o] : (TQ)0;
+  const int c = get_global_id(0), pix = get_global_id(1);  // channel, output pixel
+  if (c >= ch || pix >= b * ho * wo) return;
+  const size_t o = (size_t)pix * ch + c;
+  const int ow = pix % wo, oh = (pix / wo) % ho, n = pix / (wo * ho);
+  const TQ g = dy[o];
+  const int arg = argmax[o];
+  __global TQ* first = dx + ((size_t)(n * h + oh * size) * w + ow * size) * ch + c;
+  for (int k = 0; k < size * size; ++k) first[((size_t)(k / size) * w + k % size) * ch] = k == arg ? g : (TQ)0;
 }
 )CLC";
 
