@@ -120,9 +120,13 @@ row measure(const std::string& format, const std::string& scheme, std::size_t ba
     const auto steps = static_cast<double>(r.steps);
     fmt::print("  device time per step {:.3f} ms in {} launches, {:.3f} ms from first start to last end; by kernel:\n",
                total / steps, launches / r.steps, profile.span_milliseconds / steps);
-    for (std::size_t i = 0; i < profile.kernels.size() && i < 16; ++i)
-      fmt::print("    {:<28} {:>8.3f} ms  {:>5} launches\n", profile.kernels[i].name,
-                 profile.kernels[i].milliseconds / steps, profile.kernels[i].launches / r.steps);
+    fmt::print("    {:<28} {:>8} {:>9} {:>13} {:>17}\n", "kernel", "ms", "launches", "idle before",
+               "of it unqueued");
+    for (std::size_t i = 0; i < profile.kernels.size() && i < 24; ++i) {
+      const auto& k = profile.kernels[i];
+      fmt::print("    {:<28} {:>8.3f} {:>9} {:>13.3f} {:>17.3f}\n", k.name, k.milliseconds / steps, k.launches / r.steps,
+                 k.idle_before_milliseconds / steps, k.unqueued_milliseconds / steps);
+    }
   }
   return r;
 }

@@ -7,6 +7,10 @@
 // `Call` runs one layer operation with whatever the backend adds (a device runtime):
 //   call.forward(layer, x, y, ctx)     call.backward(layer, x, y, dy, dx_or_null, ctx)
 //   call.threshold(batch_norm_layer, x, y, ctx)
+// A Call may also train a batch_norm and the binary_act after it as one operation each way, where
+// Call::fuses_batch_norm_with<ActivationLayer>() says so (and the activation is not the last layer):
+//   call.forward_activated(bn, act, x, act_output, ctx)
+//   call.backward_activated(bn, act, x, d, with_dx, ctx)   d: the activation's dy in, bn's dx out
 // HostLayers is the CPU layer tuple the network's layers mirror (the folding is decided on it).
 #include <array>
 #include <cstddef>
@@ -50,6 +54,21 @@ class layer_passes {
     else return is_batch_norm_v<host_layer_t<I - 1>> && is_binary_act_v<host_layer_t<I>>;
   }
 
+  // Layers I, I + 1 are a batch_norm and a binary_act that Call trains as one; the activation's dy
+  // is then grads_[(I + 2) % 2], free to become the normalization's dx in place.
+  template <std::size_t I>
+  static constexpr bool trains_fused() {
+    if constexpr (I + 2 >= Depth || !folds_into_threshold<I + 1>()) {
+      return false;
+    } else {
+      using activation = std::tuple_element_t<I + 1, Layers>;
+      if constexpr (requires { Call::template fuses_batch_norm_with<activation>(); })
+        return Call::template fuses_batch_norm_with<activation>();
+      else
+        return false;
+    }
+  }
+
   template <std::size_t J>
   const Tensor& input_of() const noexcept {
     if constexpr (J == 0) return input_;
@@ -59,6 +78,12 @@ class layer_passes {
   template <std::size_t I>
   void forward_from(const Tensor& x, context& ctx) {
     if constexpr (I < Depth) {
+      if constexpr (trains_fused<I>()) {
+        if (ctx.training() && !ctx.bn_threshold) {
+          call_.forward_activated(std::get<I>(layers_), std::get<I + 1>(layers_), x, outputs_[I + 1], ctx);
+          return forward_from<I + 2>(outputs_[I + 1], ctx);
+        }
+      }
       if constexpr (folds_into_threshold<I>()) {
         if (!ctx.training() || ctx.bn_threshold) {
           call_.threshold(std::get<I - 1>(layers_), input_of<I - 1>(), outputs_[I], ctx);
@@ -75,6 +100,14 @@ class layer_passes {
 
   template <std::size_t I>
   void backward_from(const Tensor& dy, context& ctx) {
+    if constexpr (I >= 1 && trains_fused<I - 1>()) {
+      if (!ctx.bn_threshold) {  // the forward pass was fused too
+        Tensor& d = grads_[(I + 1) % 2];  // written by layer I + 1: dy itself
+        call_.backward_activated(std::get<I - 1>(layers_), std::get<I>(layers_), input_of<I - 1>(), d, I > 1, ctx);
+        if constexpr (I > 1) backward_from<I - 2>(d, ctx);
+        return;
+      }
+    }
     const Tensor& x = input_of<I>();
     if constexpr (I == 0) {
       call_.backward(std::get<0>(layers_), x, outputs_[0], dy, nullptr, ctx);

@@ -82,25 +82,36 @@ class device_batch_norm {
                    out.exp.handle());
   }
 
+  // fp32 training of this batch norm followed by a binary activation (progressive: clamp(v y), else
+  // sign(y)) in one pass, with the last statistics; y itself is not stored.
+  void forward_activate(runtime& rt, const device_tensor<F>& x, device_tensor<F>& out, bool progressive, float v)
+    requires(!is_fixed_v<F>)
+  {
+    out.resize(rt, x.rows(), x.cols());
+    detail::launch(rt, program(rt), "bn_affine_activate", x.size(), x.data.handle(), detail::checked_count(x.size()),
+                   detail::checked_count(channels_), scale_.handle(), shift_.handle(), v, cl_int{progressive},
+                   out.data.handle());
+  }
+  // The backward pass of forward_activate with the activation's straight-through gradient: d holds
+  // the activation's dy and, if with_dx, becomes this layer's dx.
+  void backward_through_activation(runtime& rt, const device_tensor<F>& x, device_tensor<F>& d,
+                                   device_parameter<F>& gamma, device_parameter<F>& beta, bool with_dx)
+    requires(!is_fixed_v<F>)
+  {
+    grad_params(rt, x, d, gamma, beta, true);
+    if (!with_dx) return;
+    detail::launch(rt, program(rt), "bn_grad_input_through_activation", x.size(), x.data.handle(),
+                   detail::checked_count(x.size()), detail::checked_count(channels_), gamma.value.handle(),
+                   mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(), gamma.grad.handle(),
+                   beta.grad.handle(), d.data.handle());
+  }
+
   // Gradients of gamma and beta, and dx if asked (fixed formats: rounded stochastically from rnd).
   void backward(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                 device_parameter<F>& beta, device_tensor<F>* dx, stream rnd) {
-    const std::size_t npos = positions(x);
-    const std::size_t slices = slices_for(npos);
-    if (grad_sums_.size() < 2 * slices * channels_) grad_sums_.resize(rt, 2 * slices * channels_);
-    // fp32 writes the gradients in place; fixed formats quantize them from dgamma_ and dbeta_.
+    grad_params(rt, x, dy, gamma, beta, false);
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
     device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
-    detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
-                         dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
-                         detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
-                         invstd_.handle(), grad_sums_.handle(), dgamma.handle(), dbeta.handle());
-    if (slices > 1)
-      detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
-                           detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),
-                           dbeta.handle());
-    store_gradient(rt, dgamma_, gamma);
-    store_gradient(rt, dbeta_, beta);
     if (!dx) return;
     dx->resize(rt, x.rows(), x.cols());
     device_buffer<float>& out = real_output(rt, *dx, x.size());
@@ -115,6 +126,28 @@ class device_batch_norm {
   static const cl::Program& program(runtime& rt) {
     static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
     return rt.program(kernels::batch_norm_source, options);
+  }
+
+  // dgamma and dbeta (through_activation: of dy's straight-through value, see bn_grad_params).
+  void grad_params(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
+                   device_parameter<F>& beta, bool through_activation) {
+    const std::size_t npos = positions(x);
+    const std::size_t slices = slices_for(npos);
+    if (grad_sums_.size() < 2 * slices * channels_) grad_sums_.resize(rt, 2 * slices * channels_);
+    // fp32 writes the gradients in place; fixed formats quantize them from dgamma_ and dbeta_.
+    device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
+    device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
+    detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
+                         dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
+                         detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
+                         invstd_.handle(), cl_int{through_activation}, scale_.handle(), shift_.handle(),
+                         grad_sums_.handle(), dgamma.handle(), dbeta.handle());
+    if (slices > 1)
+      detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
+                           detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),
+                           dbeta.handle());
+    store_gradient(rt, dgamma_, gamma);
+    store_gradient(rt, dbeta_, beta);
   }
 
   // Slices of the positions per channel tile: enough work-groups to fill a large GPU (about 512),

@@ -2,6 +2,7 @@
 // A typed device buffer: n elements of T in the runtime's context, with blocking transfers for
 // set-up, tests and metrics (a training step itself never waits on the host).
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -21,17 +22,23 @@ class device_buffer {
   std::size_t size() const noexcept { return n_; }
   const cl::Buffer& handle() const noexcept { return buf_; }
 
-  // Reallocates (contents undefined) unless the size is already n.
+  // n elements (contents undefined where the size changes). The allocation only grows (0 frees it):
+  // tensors whose size alternates (the backward pass's ping-pong gradients) would otherwise free
+  // memory that queued kernels still use, which makes the driver wait for them, stalling the host.
   void resize(runtime& rt, std::size_t n) {
-    if (n == n_ && n) return;
-    n_ = n;
     if (!n) {
       buf_ = cl::Buffer();
+      n_ = capacity_ = 0;
       return;
     }
-    cl_int err = CL_SUCCESS;
-    buf_ = cl::Buffer(rt.context(), CL_MEM_READ_WRITE, n * sizeof(T), nullptr, &err);
-    check(err, fmt::format("allocating {} bytes on {}", n * sizeof(T), rt.device().label()));
+    if (n > capacity_) {
+      cl_int err = CL_SUCCESS;
+      cl::Buffer grown(rt.context(), CL_MEM_READ_WRITE, n * sizeof(T), nullptr, &err);
+      check(err, fmt::format("allocating {} bytes on {}", n * sizeof(T), rt.device().label()));
+      buf_ = std::move(grown);
+      capacity_ = n;
+    }
+    n_ = n;
   }
 
   void upload(runtime& rt, const T* src, std::size_t n) {
@@ -48,7 +55,7 @@ class device_buffer {
 
  private:
   cl::Buffer buf_;
-  std::size_t n_ = 0;
+  std::size_t n_ = 0, capacity_ = 0;
 };
 
 // Zero-filled b of n elements, where b does not already have that size (state, counters); what

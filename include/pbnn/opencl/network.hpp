@@ -106,6 +106,8 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
   auto& layer() noexcept {
     return std::get<I>(layers_);
   }
+  // Layer i's output of the last forward pass (fp32 training leaves a batch norm's unwritten where
+  // it ran together with the binary activation after it: layer_passes.hpp).
   const tensor& output(std::size_t i) const noexcept { return outputs_[i]; }
 
   // Classification accuracy of the binary network (evaluation mode) on d, counted on the device.
@@ -177,6 +179,18 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
     template <class L, class... Args>
     void threshold(L& layer, Args&&... args) const {
       layer.sign_by_threshold(rt, std::forward<Args>(args)...);
+    }
+    template <class Activation>
+    static constexpr bool fuses_batch_norm_with() {
+      return Activation::fuses_after_batch_norm;
+    }
+    template <class BatchNorm, class Activation>
+    void forward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& out, context& ctx) const {
+      bn.forward_activate(rt, x, out, Activation::progressive_activation, ctx);
+    }
+    template <class BatchNorm, class Activation>
+    void backward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& d, bool with_dx, context&) const {
+      bn.backward_through_activation(rt, x, d, with_dx);
     }
   };
   detail::layer_passes<typename host_type::layers_type, device_calls, layers_type, tensor, depth> passes() {

@@ -119,6 +119,9 @@ class runtime {
     std::string name;
     std::size_t launches = 0;
     double milliseconds = 0;
+    // The device idle between the previous command's end and this one's start, and the part of it
+    // before the host had enqueued this one.
+    double idle_before_milliseconds = 0, unqueued_milliseconds = 0;
   };
   struct profile {
     std::vector<kernel_time> kernels;  // longest first
@@ -132,15 +135,22 @@ class runtime {
   profile take_profile() {
     finish();
     std::map<std::string, kernel_time> by_name;
-    cl_ulong first = ~cl_ulong{0}, last = 0;
-    for (const auto& [name, ev] : profiled_) {
-      cl_ulong start = 0, end = 0;
+    cl_ulong first = ~cl_ulong{0}, last = 0, previous_end = 0;
+    for (const auto& [name, ev] : profiled_) {  // in queue order
+      cl_ulong queued = 0, start = 0, end = 0;
+      check(ev.getProfilingInfo(CL_PROFILING_COMMAND_QUEUED, &queued), "reading a kernel's queue time");
       check(ev.getProfilingInfo(CL_PROFILING_COMMAND_START, &start), "reading a kernel's start time");
       check(ev.getProfilingInfo(CL_PROFILING_COMMAND_END, &end), "reading a kernel's end time");
       auto& t = by_name[name];
       t.name = name;
       ++t.launches;
       t.milliseconds += static_cast<double>(end - start) * 1e-6;
+      if (previous_end && start > previous_end) {
+        t.idle_before_milliseconds += static_cast<double>(start - previous_end) * 1e-6;
+        if (queued > previous_end)
+          t.unqueued_milliseconds += static_cast<double>(std::min(queued, start) - previous_end) * 1e-6;
+      }
+      previous_end = end;
       first = std::min(first, start);
       last = std::max(last, end);
     }

@@ -138,20 +138,24 @@ __kernel void bn_threshold(__global const TQ* x, const uint n, const uint C, __g
 }
 
 // Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp
-// (work-groups as bn_statistics).
+// (work-groups as bn_statistics). through_activation (fp32): dy is the gradient of a binary
+// activation of y = scale x + shift, and g its straight-through value, dy where |y| <= 1, else 0.
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
                     __global const int* dy_exp, const uint npos, const uint C, const uint slices,
-                    __global const float* mean, __global const float* invstd, __global float* partial,
+                    __global const float* mean, __global const float* invstd, const int through_activation,
+                    __global const float* scale, __global const float* shift, __global float* partial,
                     __global float* dgamma, __global float* dbeta) {
   __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
   const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
   float s1 = 0.0f, s2 = 0.0f;
   if (c < C) {
     const float a = ldexp(1.0f, x_exp[0]) * invstd[c], b = -mean[c] * invstd[c], gs = ldexp(1.0f, dy_exp[0]);
+    const float ys = scale[c], yt = shift[c];
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
       const size_t i = (size_t)p * C + c;
-      const float g = (float)dy[i] * gs;
+      float g = (float)dy[i] * gs;
+      if (through_activation && !(fabs(ys * (float)x[i] + yt) <= 1.0f)) g = 0.0f;
       s1 += g * ((float)x[i] * a + b);
       s2 += g;
     }
@@ -200,6 +204,39 @@ __kernel void bn_grad_input(__global const TQ* x, __global const int* x_exp, __g
   const float k = (float)gamma[c] * ldexp(1.0f, param_exp) * is;
   dx[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
 }
+
+#if !FIXED
+// fp32 training of a batch norm followed by a binary activation, one pass each way; the normalized
+// y = scale x + shift is recomputed, never stored (the expressions are bn_affine's and the
+// activation kernels', so the results are the unfused ones).
+// out = clamp(v y, -1, 1) (progressive) or sign(y) with sign(0) = -1.
+__kernel void bn_affine_activate(__global const float* x, const uint n, const uint C, __global const float* scale,
+                                 __global const float* shift, const float v, const int progressive,
+                                 __global float* out) {
+  const uint i = get_global_id(0);
+  if (i >= n) return;
+  const uint c = i % C;
+  const float y = scale[c] * x[i] + shift[c];
+  out[i] = progressive ? clamp(v * y, -1.0f, 1.0f) : (y > 0.0f ? 1.0f : -1.0f);
+}
+
+// bn_grad_input of the straight-through gradient, in place: d holds the activation's dy and
+// becomes dx.
+__kernel void bn_grad_input_through_activation(__global const float* x, const uint n, const uint C,
+                                               __global const float* gamma, __global const float* mean,
+                                               __global const float* invstd, __global const float* scale,
+                                               __global const float* shift, __global const float* dgamma,
+                                               __global const float* dbeta, __global float* d) {
+  const uint i = get_global_id(0);
+  if (i >= n) return;
+  const uint c = i % C;
+  const float is = invstd[c];
+  const float g = fabs(scale[c] * x[i] + shift[c]) <= 1.0f ? d[i] : 0.0f;
+  const float xhat = x[i] * is + (-mean[c] * is);
+  const float k = gamma[c] * is;
+  d[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
+}
+#endif
 )CLC";
 
 }  // namespace pbnn::opencl::kernels
