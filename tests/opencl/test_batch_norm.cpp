@@ -1,7 +1,8 @@
 // Batch norm on the device against the CPU layer, in training, evaluation and as a threshold, with
-// its backward pass. The statistics are float computations in another order than the CPU's double
-// ones, so values agree to a relative 1e-4 (fp32), or within one step of the format (fixed; the
-// exponents equal); threshold signs may differ only where BN(x) is within rounding of zero.
+// its backward pass; and the fp32 pass fused with a binary activation against the two layers. The
+// statistics are float computations in another order than the CPU's double ones, so values agree to
+// a relative 1e-4 (fp32), or within one step of the format (fixed; the exponents equal); threshold
+// signs may differ only where BN(x) is within rounding of zero.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include <pbnn/layers/batch_norm.hpp>
 #include <pbnn/opencl/batch_norm.hpp>
+#include <pbnn/opencl/binarize.hpp>
 #include <pbnn/policy.hpp>
 
 #include "opencl/opencl_device.hpp"
@@ -100,4 +102,62 @@ TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_nor
   for (std::size_t i = 0; i < got.size(); ++i) differ += got[i] != signs.data.data()[i];
   CHECK(differ <= got.size() / 200);
   CHECK(dout.download_exp(*rt) == 0);
+}
+
+TEST_CASE("OpenCL fp32 batch norm fused with the binary activation computes what the two layers do", "[opencl][batch_norm]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  constexpr std::size_t C = 40, B = 300;  // two channel tiles, several position slices
+  rng g(7);
+  const auto x = random_tensor<fp32>(B, C, -1.5f, 2.5f, g);
+  const auto dy = random_tensor<fp32>(B, C, -0.3f, 0.3f, g);
+  std::vector<float> gammas(C), betas(C);
+  for (std::size_t c = 0; c < C; ++c) {
+    gammas[c] = c % 7 == 3 ? 0.0f : g.uniform(-2.0f, 2.0f);  // gamma 0 and negative gammas included
+    betas[c] = g.uniform(-1.0f, 1.0f);
+  }
+  const auto parameter_on_device = [&](const std::vector<float>& values) {
+    parameter<fp32> p("p", param_role::real, {C});
+    saturation_counter sat;
+    for (std::size_t c = 0; c < C; ++c) p.store(c, values[c], 0.0f, sat);
+    return opencl::device_parameter<fp32>::from_host(*rt, p);
+  };
+  const auto x_dev = test_opencl::to_device(*rt, x), dy_dev = test_opencl::to_device(*rt, dy);
+  const auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) bad += !(std::fabs(a[i] - b[i]) <= 1e-6f * (1.0f + std::fabs(b[i])));
+    return bad;
+  };
+
+  for (const bool progressive : {true, false}) {
+    INFO((progressive ? "progressive, v = 3" : "sign"));
+    const float v = 3.0f;
+    auto gamma = parameter_on_device(gammas), beta = parameter_on_device(betas);
+    auto gamma2 = parameter_on_device(gammas), beta2 = parameter_on_device(betas);
+    opencl::device_batch_norm<fp32> separate(*rt, C), fused(*rt, C);
+
+    // Two layers: normalized y, then the activation; backward through straight_through.
+    opencl::device_tensor<fp32> y, act, d_act, dx;
+    separate.statistics(*rt, x_dev, gamma, beta, mode::train);
+    separate.forward(*rt, x_dev, y);
+    act.resize(*rt, B, C);
+    if (progressive)
+      opencl::clamp_scale<fp32>(*rt, y.data, y.exp, y.size(), v, act.data, act.exp);
+    else
+      opencl::sign_values<fp32>(*rt, y.data, y.size(), act.data, &act.exp);
+    opencl::straight_through(*rt, y, dy_dev, d_act);
+    separate.backward(*rt, x_dev, d_act, gamma, beta, &dx, stream{});
+
+    // One pass each way; the gradient replaces dy in place.
+    opencl::device_tensor<fp32> act2, d = test_opencl::to_device(*rt, dy);
+    fused.statistics(*rt, x_dev, gamma2, beta2, mode::train);
+    fused.forward_activate(*rt, x_dev, act2, progressive, v);
+    fused.backward_through_activation(*rt, x_dev, d, gamma2, beta2, true);
+
+    CHECK(act2.data.download(*rt) == act.data.download(*rt));
+    CHECK(close(d.data.download(*rt), dx.data.download(*rt)) == 0);
+    CHECK(close(gamma2.grad.download(*rt), gamma.grad.download(*rt)) == 0);
+    CHECK(close(beta2.grad.download(*rt), beta.grad.download(*rt)) == 0);
+  }
 }

@@ -1,10 +1,12 @@
 // The OpenCL runtime: error names, device selection, program builds (cached, with the build log on
-// failure) and a kernel that runs.
+// failure), a kernel that runs, and device buffers' allocation.
 #include <catch2/catch.hpp>
 
 #include <numeric>
 #include <string>
 #include <vector>
+
+#include <pbnn/opencl/buffer.hpp>
 
 #include "opencl/opencl_device.hpp"
 
@@ -94,4 +96,24 @@ TEST_CASE("a kernel runs on the selected device", "[opencl]") {
   check(rt->queue().enqueueNDRangeKernel(k, cl::NullRange, cl::NDRange(n)), "enqueue");
   check(rt->queue().enqueueReadBuffer(by, CL_TRUE, 0, n * sizeof(float), y.data()), "read back");
   for (std::size_t i = 0; i < n; ++i) REQUIRE(y[i] == 1.0f + 2.0f * static_cast<float>(i));
+}
+
+TEST_CASE("device buffers grow but keep their memory when they shrink, until resized to 0", "[opencl]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  device_buffer<float> b;
+  b.resize(*rt, 100);
+  const cl_mem first = b.handle()();
+  b.resize(*rt, 40);  // smaller: the same memory (freeing it could wait for kernels still using it)
+  CHECK(b.size() == 40);
+  CHECK(b.handle()() == first);
+  CHECK(b.download(*rt).size() == 40);
+  b.resize(*rt, 100);  // back within the allocation
+  CHECK(b.handle()() == first);
+  b.resize(*rt, 101);  // beyond it: new memory
+  CHECK(b.size() == 101);
+  CHECK(b.handle()() != nullptr);
+  b.resize(*rt, 0);
+  CHECK(b.size() == 0);
+  CHECK(b.handle()() == nullptr);
 }
