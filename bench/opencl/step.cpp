@@ -120,11 +120,11 @@ row measure(const std::string& format, const std::string& scheme, std::size_t ba
     const auto steps = static_cast<double>(r.steps);
     fmt::print("  device time per step {:.3f} ms in {} launches, {:.3f} ms from first start to last end; by kernel:\n",
                total / steps, launches / r.steps, profile.span_milliseconds / steps);
-    fmt::print("    {:<28} {:>8} {:>9} {:>13} {:>17}\n", "kernel", "ms", "launches", "idle before",
+    fmt::print("    {:<34} {:>8} {:>9} {:>13} {:>17}\n", "kernel", "ms", "launches", "idle before",
                "of it unqueued");
-    for (std::size_t i = 0; i < profile.kernels.size() && i < 24; ++i) {
+    for (std::size_t i = 0; i < profile.kernels.size() && i < 48; ++i) {
       const auto& k = profile.kernels[i];
-      fmt::print("    {:<28} {:>8.3f} {:>9} {:>13.3f} {:>17.3f}\n", k.name, k.milliseconds / steps, k.launches / r.steps,
+      fmt::print("    {:<34} {:>8.3f} {:>9} {:>13.3f} {:>17.3f}\n", k.name, k.milliseconds / steps, k.launches / r.steps,
                  k.idle_before_milliseconds / steps, k.unqueued_milliseconds / steps);
     }
   }

@@ -1,5 +1,5 @@
 // Batch norm on the device against the CPU layer, in training, evaluation and as a threshold, with
-// its backward pass; and the fp32 pass fused with a binary activation against the two layers. The
+// its backward pass; and the fp32 pass fused with an activation against the two layers. The
 // statistics are float computations in another order than the CPU's double ones, so values agree to
 // a relative 1e-4 (fp32), or within one step of the format (fixed; the exponents equal); threshold
 // signs may differ only where BN(x) is within rounding of zero.
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <pbnn/layers/batch_norm.hpp>
+#include <pbnn/opencl/activation.hpp>
 #include <pbnn/opencl/batch_norm.hpp>
 #include <pbnn/opencl/binarize.hpp>
 #include <pbnn/policy.hpp>
@@ -104,7 +105,8 @@ TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_nor
   CHECK(dout.download_exp(*rt) == 0);
 }
 
-TEST_CASE("OpenCL fp32 batch norm fused with the binary activation computes what the two layers do", "[opencl][batch_norm]") {
+TEST_CASE("OpenCL fp32 batch norm fused with the activation after it computes what the two layers do",
+          "[opencl][batch_norm]") {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
   constexpr std::size_t C = 40, B = 300;  // two channel tiles, several position slices
@@ -130,32 +132,38 @@ TEST_CASE("OpenCL fp32 batch norm fused with the binary activation computes what
     return bad;
   };
 
-  for (const bool progressive : {true, false}) {
-    INFO((progressive ? "progressive, v = 3" : "sign"));
+  using act = opencl::fused_activation;
+  for (const act kind : {act::progressive, act::sign, act::relu}) {
+    INFO("activation " << static_cast<int>(kind) << " (0 ReLU, 1 sign, 2 progressive with v = 3)");
     const float v = 3.0f;
     auto gamma = parameter_on_device(gammas), beta = parameter_on_device(betas);
     auto gamma2 = parameter_on_device(gammas), beta2 = parameter_on_device(betas);
     opencl::device_batch_norm<fp32> separate(*rt, C), fused(*rt, C);
 
-    // Two layers: normalized y, then the activation; backward through straight_through.
-    opencl::device_tensor<fp32> y, act, d_act, dx;
+    // Two layers: normalized y, then the activation; backward through its gradient.
+    opencl::device_tensor<fp32> y, out, d_act, dx;
     separate.statistics(*rt, x_dev, gamma, beta, mode::train);
     separate.forward(*rt, x_dev, y);
-    act.resize(*rt, B, C);
-    if (progressive)
-      opencl::clamp_scale<fp32>(*rt, y.data, y.exp, y.size(), v, act.data, act.exp);
+    out.resize(*rt, B, C);
+    if (kind == act::progressive)
+      opencl::clamp_scale<fp32>(*rt, y.data, y.exp, y.size(), v, out.data, out.exp);
+    else if (kind == act::sign)
+      opencl::sign_values<fp32>(*rt, y.data, y.size(), out.data, &out.exp);
     else
-      opencl::sign_values<fp32>(*rt, y.data, y.size(), act.data, &act.exp);
-    opencl::straight_through(*rt, y, dy_dev, d_act);
+      opencl::relu(*rt, y, out);
+    if (kind == act::relu)
+      opencl::relu_grad(*rt, y, dy_dev, d_act);
+    else
+      opencl::straight_through(*rt, y, dy_dev, d_act);
     separate.backward(*rt, x_dev, d_act, gamma, beta, &dx, stream{});
 
     // One pass each way; the gradient replaces dy in place.
-    opencl::device_tensor<fp32> act2, d = test_opencl::to_device(*rt, dy);
+    opencl::device_tensor<fp32> out2, d = test_opencl::to_device(*rt, dy);
     fused.statistics(*rt, x_dev, gamma2, beta2, mode::train);
-    fused.forward_activate(*rt, x_dev, act2, progressive, v);
-    fused.backward_through_activation(*rt, x_dev, d, gamma2, beta2, true);
+    fused.forward_activate(*rt, x_dev, out2, kind, v);
+    fused.backward_through_activation(*rt, x_dev, d, gamma2, beta2, kind, true);
 
-    CHECK(act2.data.download(*rt) == act.data.download(*rt));
+    CHECK(out2.data.download(*rt) == out.data.download(*rt));
     CHECK(close(d.data.download(*rt), dx.data.download(*rt)) == 0);
     CHECK(close(gamma2.grad.download(*rt), gamma.grad.download(*rt)) == 0);
     CHECK(close(beta2.grad.download(*rt), beta.grad.download(*rt)) == 0);

@@ -7,8 +7,9 @@
 // `Call` runs one layer operation with whatever the backend adds (a device runtime):
 //   call.forward(layer, x, y, ctx)     call.backward(layer, x, y, dy, dx_or_null, ctx)
 //   call.threshold(batch_norm_layer, x, y, ctx)
-// A Call may also train a batch_norm and the binary_act after it as one operation each way, where
-// Call::fuses_batch_norm_with<ActivationLayer>() says so (and the activation is not the last layer):
+// A Call may also train a batch_norm and the activation after it as one operation each way, where
+// Call::fuses_batch_norm_with<ActivationLayer>() says so (and the activation is not the last layer;
+// a binary_act whose pair is a threshold comparison in this step excepted):
 //   call.forward_activated(bn, act, x, act_output, ctx)
 //   call.backward_activated(bn, act, x, d, with_dx, ctx)   d: the activation's dy in, bn's dx out
 // HostLayers is the CPU layer tuple the network's layers mirror (the folding is decided on it).
@@ -54,11 +55,13 @@ class layer_passes {
     else return is_batch_norm_v<host_layer_t<I - 1>> && is_binary_act_v<host_layer_t<I>>;
   }
 
-  // Layers I, I + 1 are a batch_norm and a binary_act that Call trains as one; the activation's dy
-  // is then grads_[(I + 2) % 2], free to become the normalization's dx in place.
+  // Layers I, I + 1 are a batch_norm and an activation that Call can train as one; the activation's
+  // dy is then grads_[(I + 2) % 2], free to become the normalization's dx in place.
   template <std::size_t I>
   static constexpr bool trains_fused() {
-    if constexpr (I + 2 >= Depth || !folds_into_threshold<I + 1>()) {
+    if constexpr (I + 2 >= Depth || I >= Depth) {  // (I - 1 wraps around for I = 0)
+      return false;
+    } else if constexpr (!is_batch_norm_v<host_layer_t<I>>) {
       return false;
     } else {
       using activation = std::tuple_element_t<I + 1, Layers>;
@@ -67,6 +70,11 @@ class layer_passes {
       else
         return false;
     }
+  }
+  // Whether this training step fuses the pair at I, I + 1 (a threshold comparison replaces it instead).
+  template <std::size_t I>
+  static bool fused_now(const context& ctx) {
+    return ctx.training() && !(folds_into_threshold<I + 1>() && ctx.bn_threshold);
   }
 
   template <std::size_t J>
@@ -79,7 +87,7 @@ class layer_passes {
   void forward_from(const Tensor& x, context& ctx) {
     if constexpr (I < Depth) {
       if constexpr (trains_fused<I>()) {
-        if (ctx.training() && !ctx.bn_threshold) {
+        if (fused_now<I>(ctx)) {
           call_.forward_activated(std::get<I>(layers_), std::get<I + 1>(layers_), x, outputs_[I + 1], ctx);
           return forward_from<I + 2>(outputs_[I + 1], ctx);
         }
@@ -101,7 +109,7 @@ class layer_passes {
   template <std::size_t I>
   void backward_from(const Tensor& dy, context& ctx) {
     if constexpr (I >= 1 && trains_fused<I - 1>()) {
-      if (!ctx.bn_threshold) {  // the forward pass was fused too
+      if (fused_now<I - 1>(ctx)) {  // the forward pass was fused too
         Tensor& d = grads_[(I + 1) % 2];  // written by layer I + 1: dy itself
         call_.backward_activated(std::get<I - 1>(layers_), std::get<I>(layers_), input_of<I - 1>(), d, I > 1, ctx);
         if constexpr (I > 1) backward_from<I - 2>(d, ctx);

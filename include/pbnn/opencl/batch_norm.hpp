@@ -24,6 +24,9 @@
 
 namespace pbnn::opencl {
 
+// Activations that fp32 training runs inside a batch norm's passes (the kernels' codes).
+enum class fused_activation : cl_int { relu = 0, sign = 1, progressive = 2 };
+
 template <class F>
 class device_batch_norm {
  public:
@@ -82,34 +85,35 @@ class device_batch_norm {
                    out.exp.handle());
   }
 
-  // fp32 training of this batch norm followed by a binary activation (progressive: clamp(v y), else
-  // sign(y)) in one pass, with the last statistics; y itself is not stored.
-  void forward_activate(runtime& rt, const device_tensor<F>& x, device_tensor<F>& out, bool progressive, float v)
+  // fp32 training of this batch norm followed by an activation (progressive: clamp(v y, -1, 1)) in
+  // one pass, with the last statistics; y itself is not stored.
+  void forward_activate(runtime& rt, const device_tensor<F>& x, device_tensor<F>& out, fused_activation act, float v)
     requires(!is_fixed_v<F>)
   {
     out.resize(rt, x.rows(), x.cols());
     detail::launch(rt, program(rt), "bn_affine_activate", x.size(), x.data.handle(), detail::checked_count(x.size()),
-                   detail::checked_count(channels_), scale_.handle(), shift_.handle(), v, cl_int{progressive},
+                   detail::checked_count(channels_), scale_.handle(), shift_.handle(), static_cast<cl_int>(act), v,
                    out.data.handle());
   }
-  // The backward pass of forward_activate with the activation's straight-through gradient: d holds
-  // the activation's dy and, if with_dx, becomes this layer's dx.
+  // The backward pass of forward_activate (the activation's gradient: ReLU's, or straight-through
+  // for sign and progressive): d holds the activation's dy and, if with_dx, becomes this layer's dx.
   void backward_through_activation(runtime& rt, const device_tensor<F>& x, device_tensor<F>& d,
-                                   device_parameter<F>& gamma, device_parameter<F>& beta, bool with_dx)
+                                   device_parameter<F>& gamma, device_parameter<F>& beta, fused_activation act,
+                                   bool with_dx)
     requires(!is_fixed_v<F>)
   {
-    grad_params(rt, x, d, gamma, beta, true);
+    grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act));
     if (!with_dx) return;
     detail::launch(rt, program(rt), "bn_grad_input_through_activation", x.size(), x.data.handle(),
                    detail::checked_count(x.size()), detail::checked_count(channels_), gamma.value.handle(),
-                   mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(), gamma.grad.handle(),
-                   beta.grad.handle(), d.data.handle());
+                   mean_.handle(), invstd_.handle(), static_cast<cl_int>(act), scale_.handle(), shift_.handle(),
+                   gamma.grad.handle(), beta.grad.handle(), d.data.handle());
   }
 
   // Gradients of gamma and beta, and dx if asked (fixed formats: rounded stochastically from rnd).
   void backward(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                 device_parameter<F>& beta, device_tensor<F>* dx, stream rnd) {
-    grad_params(rt, x, dy, gamma, beta, false);
+    grad_params(rt, x, dy, gamma, beta, -1);
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
     device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
     if (!dx) return;
@@ -128,9 +132,9 @@ class device_batch_norm {
     return rt.program(kernels::batch_norm_source, options);
   }
 
-  // dgamma and dbeta (through_activation: of dy's straight-through value, see bn_grad_params).
+  // dgamma and dbeta (activation >= 0: of the part of dy that fused activation passes back).
   void grad_params(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
-                   device_parameter<F>& beta, bool through_activation) {
+                   device_parameter<F>& beta, cl_int activation) {
     const std::size_t npos = positions(x);
     const std::size_t slices = slices_for(npos);
     if (grad_sums_.size() < 2 * slices * channels_) grad_sums_.resize(rt, 2 * slices * channels_);
@@ -140,7 +144,7 @@ class device_batch_norm {
     detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
                          dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
                          detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
-                         invstd_.handle(), cl_int{through_activation}, scale_.handle(), shift_.handle(),
+                         invstd_.handle(), activation, scale_.handle(), shift_.handle(),
                          grad_sums_.handle(), dgamma.handle(), dbeta.handle());
     if (slices > 1)
       detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),

@@ -182,6 +182,7 @@ inline void enqueue_gemm(runtime& rt, const gemm_kernel& kernel, std::size_t m, 
                cl::NDRange(kernel.local_x, kernel.local_y, 1), static_cast<cl_int>(m), static_cast<cl_int>(n),
                static_cast<cl_int>(k), A, B, target, cl_int{accumulate}, static_cast<cl_int>(kchunk),
                static_cast<cl_int>(kbase), static_cast<cl_int>(kstop));
+  if (rt.profiling()) rt.label_last(fmt::format("{} {}x{}x{} /{}", kernel.name, m, n, k, splits));
 }
 
 // How many slices k is cut into (1: none): until about t.target_groups work-groups run, each slice a

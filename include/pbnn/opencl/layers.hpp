@@ -176,19 +176,19 @@ class device_layer<batch_norm_layer<P, In, N>> {
     const stream rnd = dx && detail::rounds_errors_stochastically<format>() ? ctx.next_stream() : stream{};
     bn_.backward(rt, x, dy, gamma_, beta_, dx, rnd);
   }
-  // fp32 training: this layer and the binary activation after it in one pass each way
+  // fp32 training: this layer and the activation after it in one pass each way
   // (device_batch_norm::forward_activate); the backward pass turns the activation's dy into this
   // layer's dx in place.
-  void forward_activate(runtime& rt, const tensor& x, tensor& out, bool progressive, context& ctx)
+  void forward_activate(runtime& rt, const tensor& x, tensor& out, fused_activation act, context& ctx)
     requires(!is_fixed_v<format>)
   {
     statistics(rt, x, ctx);
-    bn_.forward_activate(rt, x, out, progressive, ctx.v);
+    bn_.forward_activate(rt, x, out, act, ctx.v);
   }
-  void backward_through_activation(runtime& rt, const tensor& x, tensor& d, bool with_dx)
+  void backward_through_activation(runtime& rt, const tensor& x, tensor& d, fused_activation act, bool with_dx)
     requires(!is_fixed_v<format>)
   {
-    bn_.backward_through_activation(rt, x, d, gamma_, beta_, with_dx);
+    bn_.backward_through_activation(rt, x, d, gamma_, beta_, act, with_dx);
   }
   void begin_calibration() noexcept { calibration_batches_ = 0; }
 
@@ -242,6 +242,10 @@ class device_layer<relu_layer<P, In>> : public stateless_device_layer {
   using format = typename P::format;
   using tensor = device_tensor<format>;
   device_layer(runtime&, relu_layer<P, In>&) {}
+  // After a batch norm, fp32 training computes ReLU inside the normalization's passes.
+  static constexpr bool fuses_after_batch_norm = !is_fixed_v<format>;
+  static constexpr fused_activation fused = fused_activation::relu;
+
   void forward(runtime& rt, const tensor& x, tensor& y, context&) { relu(rt, x, y); }
   void backward(runtime& rt, const tensor& x, const tensor&, const tensor& dy, tensor* dx, context&) {
     if (dx) relu_grad(rt, x, dy, *dx);
@@ -276,12 +280,13 @@ class device_layer<binary_act_layer<P, In>> : public stateless_device_layer {
 
   // After a batch norm, fp32 training computes this activation inside the normalization's passes
   // (device_batch_norm::forward_activate) where its gradient is straight-through.
-  static constexpr bool progressive_activation = is_progressive_v<scheme>;
   static constexpr bool fuses_after_batch_norm = [] {
     if constexpr (is_fixed_v<format>) return false;
-    else if constexpr (progressive_activation) return scheme::act_grad == activation_gradient::straight_through;
+    else if constexpr (is_progressive_v<scheme>) return scheme::act_grad == activation_gradient::straight_through;
     else return std::is_same_v<scheme, pbnn::sign>;
   }();
+  static constexpr fused_activation fused =
+      is_progressive_v<scheme> ? fused_activation::progressive : fused_activation::sign;
 
   // scheme::activate: sign in evaluation, the scheme's function of x in training.
   void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) {

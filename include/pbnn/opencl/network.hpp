@@ -182,15 +182,16 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
     }
     template <class Activation>
     static constexpr bool fuses_batch_norm_with() {
-      return Activation::fuses_after_batch_norm;
+      if constexpr (requires { Activation::fuses_after_batch_norm; }) return Activation::fuses_after_batch_norm;
+      else return false;
     }
     template <class BatchNorm, class Activation>
     void forward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& out, context& ctx) const {
-      bn.forward_activate(rt, x, out, Activation::progressive_activation, ctx);
+      bn.forward_activate(rt, x, out, Activation::fused, ctx);
     }
     template <class BatchNorm, class Activation>
     void backward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& d, bool with_dx, context&) const {
-      bn.backward_through_activation(rt, x, d, with_dx);
+      bn.backward_through_activation(rt, x, d, Activation::fused, with_dx);
     }
   };
   detail::layer_passes<typename host_type::layers_type, device_calls, layers_type, tensor, depth> passes() {

@@ -131,6 +131,10 @@ class runtime {
   };
   bool profiling() const noexcept { return profiling_; }
   void record(const char* kernel, cl::Event done) { profiled_.emplace_back(kernel, std::move(done)); }
+  // Names the last recorded launch more precisely (a GEMM by its shape), while profiling.
+  void label_last(std::string label) {
+    if (profiling_ && !profiled_.empty()) profiled_.back().first = std::move(label);
+  }
   // Device time per kernel name of the launches since the last call (waits for them).
   profile take_profile() {
     finish();

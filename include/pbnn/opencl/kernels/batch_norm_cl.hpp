@@ -137,13 +137,21 @@ __kernel void bn_threshold(__global const TQ* x, const uint n, const uint C, __g
   out[i] = tscale[c] * (float)x[i] > tshift[c] ? (TQ)1 : (TQ)-1;
 }
 
+// The activations fp32 training runs inside a batch norm's passes (opencl::fused_activation): 0 ReLU,
+// 1 sign (sign(0) = -1), 2 progressive clamp(v y, -1, 1); the expressions of the activation kernels.
+float fused_activation(const int kind, const float y, const float v) {
+  return kind == 0 ? max(y, 0.0f) : kind == 1 ? (y > 0.0f ? 1.0f : -1.0f) : clamp(v * y, -1.0f, 1.0f);
+}
+// Where the activation passes its dy back: ReLU where y > 0, the others (straight-through) where |y| <= 1.
+bool passes_gradient(const int kind, const float y) { return kind == 0 ? y > 0.0f : fabs(y) <= 1.0f; }
+
 // Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp
-// (work-groups as bn_statistics). through_activation (fp32): dy is the gradient of a binary
-// activation of y = scale x + shift, and g its straight-through value, dy where |y| <= 1, else 0.
+// (work-groups as bn_statistics). activation >= 0 (fp32): dy is the gradient of that fused activation
+// of y = scale x + shift, and g the part of it the activation passes back.
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
                     __global const int* dy_exp, const uint npos, const uint C, const uint slices,
-                    __global const float* mean, __global const float* invstd, const int through_activation,
+                    __global const float* mean, __global const float* invstd, const int activation,
                     __global const float* scale, __global const float* shift, __global float* partial,
                     __global float* dgamma, __global float* dbeta) {
   __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
@@ -155,7 +163,7 @@ void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global co
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
       const size_t i = (size_t)p * C + c;
       float g = (float)dy[i] * gs;
-      if (through_activation && !(fabs(ys * (float)x[i] + yt) <= 1.0f)) g = 0.0f;
+      if (activation >= 0 && !passes_gradient(activation, ys * (float)x[i] + yt)) g = 0.0f;
       s1 += g * ((float)x[i] * a + b);
       s2 += g;
     }
@@ -206,32 +214,31 @@ __kernel void bn_grad_input(__global const TQ* x, __global const int* x_exp, __g
 }
 
 #if !FIXED
-// fp32 training of a batch norm followed by a binary activation, one pass each way; the normalized
+// fp32 training of a batch norm followed by an activation, one pass each way; the normalized
 // y = scale x + shift is recomputed, never stored (the expressions are bn_affine's and the
 // activation kernels', so the results are the unfused ones).
-// out = clamp(v y, -1, 1) (progressive) or sign(y) with sign(0) = -1.
 __kernel void bn_affine_activate(__global const float* x, const uint n, const uint C, __global const float* scale,
-                                 __global const float* shift, const float v, const int progressive,
+                                 __global const float* shift, const int activation, const float v,
                                  __global float* out) {
   const uint i = get_global_id(0);
   if (i >= n) return;
   const uint c = i % C;
-  const float y = scale[c] * x[i] + shift[c];
-  out[i] = progressive ? clamp(v * y, -1.0f, 1.0f) : (y > 0.0f ? 1.0f : -1.0f);
+  out[i] = fused_activation(activation, scale[c] * x[i] + shift[c], v);
 }
 
-// bn_grad_input of the straight-through gradient, in place: d holds the activation's dy and
-// becomes dx.
+// bn_grad_input of the gradient the activation passes back, in place: d holds the activation's dy
+// and becomes dx.
 __kernel void bn_grad_input_through_activation(__global const float* x, const uint n, const uint C,
                                                __global const float* gamma, __global const float* mean,
-                                               __global const float* invstd, __global const float* scale,
-                                               __global const float* shift, __global const float* dgamma,
-                                               __global const float* dbeta, __global float* d) {
+                                               __global const float* invstd, const int activation,
+                                               __global const float* scale, __global const float* shift,
+                                               __global const float* dgamma, __global const float* dbeta,
+                                               __global float* d) {
   const uint i = get_global_id(0);
   if (i >= n) return;
   const uint c = i % C;
   const float is = invstd[c];
-  const float g = fabs(scale[c] * x[i] + shift[c]) <= 1.0f ? d[i] : 0.0f;
+  const float g = passes_gradient(activation, scale[c] * x[i] + shift[c]) ? d[i] : 0.0f;
   const float xhat = x[i] * is + (-mean[c] * is);
   const float k = gamma[c] * is;
   d[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
