@@ -59,7 +59,7 @@ class layer_passes {
   // dy is then grads_[(I + 2) % 2], free to become the normalization's dx in place.
   template <std::size_t I>
   static constexpr bool trains_fused() {
-    if constexpr (I + 2 >= Depth || I >= Depth) {  // (I - 1 wraps around for I = 0)
+    if constexpr (I + 2 >= Depth || I >= Depth) {  // I >= Depth: backward_from<0> asks for I = 0 - 1
       return false;
     } else if constexpr (!is_batch_norm_v<host_layer_t<I>>) {
       return false;

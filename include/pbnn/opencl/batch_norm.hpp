@@ -113,7 +113,7 @@ class device_batch_norm {
   // Gradients of gamma and beta, and dx if asked (fixed formats: rounded stochastically from rnd).
   void backward(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                 device_parameter<F>& beta, device_tensor<F>* dx, stream rnd) {
-    grad_params(rt, x, dy, gamma, beta, -1);
+    grad_params(rt, x, dy, gamma, beta, no_activation);
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
     device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
     if (!dx) return;
@@ -132,6 +132,7 @@ class device_batch_norm {
     return rt.program(kernels::batch_norm_source, options);
   }
 
+  static constexpr cl_int no_activation = -1;  // bn_grad_params: dy is this layer's own output gradient
   // dgamma and dbeta (activation >= 0: of the part of dy that fused activation passes back).
   void grad_params(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                    device_parameter<F>& beta, cl_int activation) {

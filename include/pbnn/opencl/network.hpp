@@ -107,7 +107,7 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
     return std::get<I>(layers_);
   }
   // Layer i's output of the last forward pass (fp32 training leaves a batch norm's unwritten where
-  // it ran together with the binary activation after it: layer_passes.hpp).
+  // it ran together with the activation after it: layer_passes.hpp).
   const tensor& output(std::size_t i) const noexcept { return outputs_[i]; }
 
   // Classification accuracy of the binary network (evaluation mode) on d, counted on the device.
