@@ -36,6 +36,23 @@ typedef float TSUM;
 DEFINE_ROW_SUM2(row_sum2, TSUM)
 DEFINE_ROW_SUM2(row_sum2_float, float)
 
+// Channel c's totals of the slices' partial sums ([2][slices][C]) into row 0's items: each row adds
+// every BN_RW-th slice, then the rows add each other's (uniform barrier).
+#define DEFINE_SLICE_SUM2(NAME, T, ROW_SUM)                                                         \
+  void NAME(__global const T* partial, const uint slices, const uint C, const uint c, T* s1, T* s2, \
+            __local T (*l1)[BN_CT], __local T (*l2)[BN_CT]) {                                       \
+    *s1 = 0;                                                                                        \
+    *s2 = 0;                                                                                        \
+    if (c < C)                                                                                      \
+      for (uint s = get_local_id(1); s < slices; s += BN_RW) {                                      \
+        *s1 += partial[s * C + c];                                                                  \
+        *s2 += partial[(slices + s) * C + c];                                                       \
+      }                                                                                             \
+    ROW_SUM(s1, s2, l1, l2);                                                                        \
+  }
+DEFINE_SLICE_SUM2(slice_sum2, TSUM, row_sum2)
+DEFINE_SLICE_SUM2(slice_sum2_float, float, row_sum2_float)
+
 // Per channel c: mean and 1/sigma (batch statistics from the sums of x and x^2 over npos positions
 // in training and calibration, running ones in evaluation), running statistics updated with weight
 // m_run (mode 0: training, 1: calibration; 2: evaluation, no update), and the affine (scale, shift)
@@ -103,19 +120,14 @@ void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint n
   }
 }
 
-// Work-group per channel tile; its rows add every BN_RW-th slice, then each other's sums.
+// Work-group per channel tile.
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_statistics_finish(__global const TSUM* partial, const uint slices, const uint C, const uint npos,
                           __global const int* x_exp, BN_FINISH_ARGS) {
   __local TSUM l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
   const uint c = get_group_id(0) * BN_CT + get_local_id(0);
-  TSUM s1 = 0, s2 = 0;
-  if (c < C)
-    for (uint s = get_local_id(1); s < slices; s += BN_RW) {
-      s1 += partial[s * C + c];
-      s2 += partial[(slices + s) * C + c];
-    }
-  row_sum2(&s1, &s2, l1, l2);
+  TSUM s1, s2;
+  slice_sum2(partial, slices, C, c, &s1, &s2, l1, l2);
   if (get_local_id(1) == 0 && c < C) bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
 }
 
@@ -185,13 +197,8 @@ void bn_grad_params_finish(__global const float* partial, const uint slices, con
                            __global float* dbeta) {
   __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
   const uint c = get_group_id(0) * BN_CT + get_local_id(0);
-  float s1 = 0.0f, s2 = 0.0f;
-  if (c < C)
-    for (uint s = get_local_id(1); s < slices; s += BN_RW) {
-      s1 += partial[s * C + c];
-      s2 += partial[(slices + s) * C + c];
-    }
-  row_sum2_float(&s1, &s2, l1, l2);
+  float s1, s2;
+  slice_sum2_float(partial, slices, C, c, &s1, &s2, l1, l2);
   if (get_local_id(1) == 0 && c < C) {
     dgamma[c] = s1;
     dbeta[c] = s2;
