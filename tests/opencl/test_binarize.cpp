@@ -73,7 +73,7 @@ TEMPLATE_TEST_CASE("OpenCL weight binarization equals the CPU's", "[opencl][bina
     opencl::device_buffer<typename parameter<TestType>::grad_type> grad;
     grad.upload(*rt, p.grad.data(), n);
     progressive<>::weight_grad(p, ctx);
-    opencl::mask_saturated<TestType>(*rt, value, p.exp, n, v, grad);
+    opencl::mask_saturated_values<TestType>(*rt, value, p.exp, n, v, grad);
     CHECK(mismatches(grad.download(*rt), p.grad.data(), n) == 0);
   }
 }

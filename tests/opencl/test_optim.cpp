@@ -81,3 +81,68 @@ TEMPLATE_TEST_CASE("OpenCL Adam and SGD updates equal the CPU's", "[opencl][opti
   check_optimizer<TestType, sgd>(*rt, param_role::binarized, 5.623413f);
   check_optimizer<TestType, sgd>(*rt, param_role::real, 1.0f);
 }
+
+TEST_CASE("OpenCL Adam over many fp32 parameters per launch equals one launch per parameter", "[opencl][optim]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  // Sizes around the 256-item work-group and every role; the binarized ones progressive weights whose
+  // gradient mask and theta for v are left to the update (v = their gradient factor).
+  const std::vector<std::size_t> sizes{1, 255, 256, 257, 1000, 3, 4096};
+  const std::vector<param_role> roles{param_role::binarized, param_role::real, param_role::norm, param_role::binarized,
+                                      param_role::real, param_role::norm, param_role::binarized};
+  const std::vector<float> factors{31.622776f, 1.0f, 1.0f, 2.0f, 1.0f, 1.0f, 5.623413f};
+  const std::size_t count = sizes.size();
+  for (const std::size_t per_launch : {std::size_t{0}, std::size_t{1}, std::size_t{3}}) {
+    INFO("at most " << per_launch << " parameters per launch (0: the device's limit)");
+    adam opt;
+    opt.lr = 0.01f;
+    opt.binarized_lr_scale = 3.0f;
+    rng g(5);
+    std::vector<opencl::device_parameter<fp32>> grouped(count), single(count);
+    std::vector<opencl::device_buffer<float>> m1(count), v1(count), m2(count), v2(count), theta1(count), theta2(count);
+    opencl::device_buffer<int> theta_exp(*rt, 1);
+    opencl::device_buffer<std::uint32_t> saturation;
+    for (long step = 1; step <= 3; ++step) {
+      std::vector<opencl::adam_slot> slots;
+      for (std::size_t k = 0; k < count; ++k) {
+        parameter<fp32> p("w", roles[k], {sizes[k]});
+        saturation_counter sat;
+        for (std::size_t i = 0; i < sizes[k]; ++i) p.store(i, g.uniform(-0.9f, 0.9f), g.uniform(), sat);
+        fill_gradient(p, g, factors[k]);
+        if (step == 1) {
+          grouped[k] = opencl::device_parameter<fp32>::from_host(*rt, p, factors[k]);
+          single[k] = opencl::device_parameter<fp32>::from_host(*rt, p, factors[k]);
+          theta1[k].resize(*rt, sizes[k]);
+        } else {  // new gradients, the values of the last step
+          grouped[k].grad.upload(*rt, p.grad.data(), p.size());
+          single[k].grad.upload(*rt, p.grad.data(), p.size());
+          grouped[k].grad_factor = single[k].grad_factor = p.grad_scale;
+        }
+        const bool progressive = roles[k] == param_role::binarized;
+        if (progressive) {
+          grouped[k].deferred_v = factors[k];
+          grouped[k].deferred_theta = &theta1[k];
+          opencl::mask_saturated_values<fp32>(*rt, single[k].value, 0, sizes[k], factors[k], single[k].grad);
+        }
+        slots.push_back({&grouped[k], &m1[k], &v1[k]});
+        opencl::adam_update(*rt, opt, single[k], m2[k], v2[k], step, stream{}, saturation);
+        if (progressive)
+          opencl::clamp_scale<fp32>(*rt, single[k].value, single[k].value_exp, sizes[k], factors[k], theta2[k], theta_exp);
+      }
+      opencl::adam_update_all(*rt, opt, slots, step, per_launch);
+      for (std::size_t k = 0; k < count; ++k) {
+        INFO("step " << step << ", parameter " << k << " of " << sizes[k] << " values");
+        CHECK(grouped[k].value.download(*rt) == single[k].value.download(*rt));
+        CHECK(m1[k].download(*rt) == m2[k].download(*rt));
+        CHECK(v1[k].download(*rt) == v2[k].download(*rt));
+        if (roles[k] == param_role::binarized) {
+          CHECK(theta1[k].download(*rt) == theta2[k].download(*rt));
+          CHECK(grouped[k].theta_v == factors[k]);  // the layer's next forward pass at this v keeps theta
+          CHECK(grouped[k].deferred_v == 0);
+        } else {
+          CHECK(grouped[k].theta_v == 0);
+        }
+      }
+    }
+  }
+}

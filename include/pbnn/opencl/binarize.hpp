@@ -102,17 +102,20 @@ void real_weights(runtime& rt, const device_buffer<storage_t<F>>& value, int val
 
 // Progressive weights: the gradient of P is zero where |v P| > 1 (P = value 2^value_exp).
 template <class F>
-void mask_saturated(runtime& rt, const device_buffer<storage_t<F>>& value, int value_exp, std::size_t n, float v,
+void mask_saturated_values(runtime& rt, const device_buffer<storage_t<F>>& value, int value_exp, std::size_t n, float v,
                     device_buffer<typename format_traits<F>::accum>& grad) {
   detail::launch(rt, detail::binarize_program<F>(rt), "mask_saturated", n, value.handle(), cl_int{value_exp},
                  detail::checked_count(n), 1.0f / v, grad.handle());
 }
 
 // theta of a layer's weights per its scheme and the mode, as Scheme::weights does on the CPU
-// (drawing a stream from the context where the CPU draws one).
+// (drawing a stream from the context where the CPU draws one); kept where the optimizer already
+// wrote it for this v (device_parameter::theta_v).
 template <class Scheme, class F>
-void scheme_weights(runtime& rt, const device_parameter<F>& w, device_buffer<storage_t<F>>& theta,
+void scheme_weights(runtime& rt, device_parameter<F>& w, device_buffer<storage_t<F>>& theta,
                     device_buffer<int>& theta_exp, context& ctx) {
+  if (ctx.training() && w.theta_v != 0 && w.theta_v == ctx.v) return;
+  w.theta_v = 0;
   const std::size_t n = w.size();
   if constexpr (!Scheme::binarizes) {
     real_weights<F>(rt, w.value, w.exp, n, theta, theta_exp);
@@ -125,6 +128,20 @@ void scheme_weights(runtime& rt, const device_parameter<F>& w, device_buffer<sto
     else
       clamp_scale<F>(rt, w.value, w.value_exp, n, ctx.v, theta, theta_exp);
   }
+}
+
+// The end of a progressive layer's backward pass for its weights w: the gradient's mask, or, where
+// the optimizer takes it over (w.defer_progressive), what the optimizer needs for it; and the
+// gradient's scale v.
+template <class F>
+void mask_saturated(runtime& rt, device_parameter<F>& w, device_buffer<storage_t<F>>& theta, float v) {
+  if (w.defer_progressive) {
+    w.deferred_v = v;
+    w.deferred_theta = &theta;
+  } else {
+    mask_saturated_values<F>(rt, w.value, w.exp, w.size(), v, w.grad);
+  }
+  w.grad_factor = v;
 }
 
 }  // namespace pbnn::opencl

@@ -78,8 +78,7 @@ class device_conv2d {
       }
     }
     if constexpr (is_progressive_v<scheme>) {
-      mask_saturated<format>(rt, weight_.value, weight_.exp, weight_.size(), ctx.v, weight_.grad);
-      weight_.grad_factor = ctx.v;
+      mask_saturated(rt, weight_, theta_, ctx.v);
     }
   }
 

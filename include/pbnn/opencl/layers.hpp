@@ -52,6 +52,7 @@ void upload_values(runtime& rt, device_parameter<F>& d, const parameter<F>& h) {
   d.value.upload(rt, h.value.data(), h.size());
   d.exp = h.exp;
   d.value_exp.upload(rt, &h.exp, 1);
+  d.theta_v = 0;  // theta no longer matches the values
 }
 template <class F>
 void download_values(runtime& rt, const device_parameter<F>& d, parameter<F>& h) {

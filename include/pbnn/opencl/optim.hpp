@@ -2,12 +2,15 @@
 // Adam and SGD with momentum on an OpenCL device, with the CPU optimizers' hyper-parameters
 // (pbnn::adam, pbnn::sgd) and the same update (kernels/optim_cl.hpp). The state is fp32 device
 // buffers beside the parameter; saturation events accumulate in a device counter. Each update
-// enqueues one kernel and waits for none.
+// enqueues one kernel and waits for none; adam_update_all updates many fp32 parameters per launch.
+#include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include <fmt/format.h>
 
+#include "pbnn/opencl/binarize.hpp"
 #include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/optim_cl.hpp"
 #include "pbnn/opencl/kernels/random_cl.hpp"
@@ -38,6 +41,12 @@ const cl::Program& optim_program(runtime& rt) {
   return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
 }
 
+inline const cl::Program& adam_group_program(runtime& rt, std::size_t segments) {
+  const std::string source = kernels::adam_group_source(segments);
+  const char* rounded = "-cl-fp32-correctly-rounded-divide-sqrt";
+  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : "");
+}
+
 template <class F>
 cl_int param_max() {
   if constexpr (is_fixed_v<F>) return format_traits<F>::param_max;
@@ -45,6 +54,16 @@ cl_int param_max() {
 }
 
 }  // namespace detail
+
+// Updates that change p one parameter at a time: the gradient's mask a progressive layer left to
+// the update (device_parameter::defer_progressive) applied first; theta no longer matches.
+template <class F>
+void apply_deferred_mask(runtime& rt, device_parameter<F>& p) {
+  if (p.deferred_v > 0) mask_saturated_values<F>(rt, p.value, p.exp, p.size(), p.deferred_v, p.grad);
+  p.deferred_v = 0;
+  p.deferred_theta = nullptr;
+  p.theta_v = 0;
+}
 
 // One Adam step (the step-th) of p with moments m and v (sized and zeroed on first use).
 template <class F>
@@ -54,11 +73,75 @@ void adam_update(runtime& rt, const adam& opt, device_parameter<F>& p, device_bu
   ensure_zeroed(rt, m, n, "clearing Adam's first moments");
   ensure_zeroed(rt, v, n, "clearing Adam's second moments");
   ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
+  apply_deferred_mask(rt, p);
   const auto [step_size, rc2] = opt.coefficients(p.role, step);
   detail::launch(rt, detail::optim_program<F>(rt), "adam", n, p.value.handle(), cl_int{p.exp}, m.handle(), v.handle(),
                  p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.beta1, opt.beta2,
                  step_size, rc2, opt.eps, update_bound(p.role), detail::param_max<F>(),
                  static_cast<cl_uint>(rnd.key), cl_int{p.role != param_role::binarized}, saturation.handle());
+}
+
+// A parameter and its Adam moments, for adam_update_all.
+struct adam_slot {
+  device_parameter<fp32>* param;
+  device_buffer<float>* m;
+  device_buffer<float>* v;
+};
+
+// How many parameters one adam_group launch takes: as many as the device's kernel-argument space
+// holds (1024 bytes at least: 18), at most max_segments (0: no other limit).
+inline std::size_t adam_segments_per_launch(runtime& rt, std::size_t max_segments = 0) {
+  const std::size_t space = rt.device().device.getInfo<CL_DEVICE_MAX_PARAMETER_SIZE>();
+  const std::size_t fits = (space - kernels::adam_group_common_bytes) / kernels::adam_group_segment_bytes;
+  const std::size_t n = std::min(fits, kernels::adam_group_max_segments);
+  return std::max<std::size_t>(1, max_segments ? std::min(n, max_segments) : n);
+}
+
+// One Adam step (the step-th) of every fp32 parameter of `slots`, as adam_update on each, in one launch
+// per adam_segments_per_launch(rt, max_segments) parameters instead of one per parameter: at small
+// batches the network's dozens of small per-parameter launches cost more than their arithmetic.
+// Progressive weights that left their gradient's mask to the update also get their theta for v
+// (device_parameter::defer_progressive), which spares their layers two launches per step.
+inline void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot> slots, long step,
+                            std::size_t max_segments = 0) {
+  const std::size_t per_launch = adam_segments_per_launch(rt, max_segments);
+  for (std::size_t first = 0; first < slots.size(); first += per_launch) {
+    const auto group = slots.subspan(first, std::min(per_launch, slots.size() - first));
+    cl::Kernel k = rt.kernel(detail::adam_group_program(rt, group.size()), "adam_group");
+    const auto [step_real, rc2] = opt.coefficients(param_role::real, step);
+    cl_uint index = 0;
+    const auto set = [&](const auto& value) {
+      if (const cl_int err = k.setArg(index, value); err != CL_SUCCESS)
+        check(err, fmt::format("setting argument {} of adam_group", index));
+      ++index;
+    };
+    set(opt.beta1), set(opt.beta2), set(rc2), set(opt.eps);
+    std::size_t start = 0;
+    for (const adam_slot& s : group) {
+      const std::size_t n = s.param->size();
+      ensure_zeroed(rt, *s.m, n, "clearing Adam's first moments");
+      ensure_zeroed(rt, *s.v, n, "clearing Adam's second moments");
+      // Each parameter starts at a whole work-group, so that a group's work-items share a parameter.
+      const std::size_t end = start + (n + 255) / 256 * 256;
+      device_parameter<fp32>& p = *s.param;
+      const bool progressive = p.deferred_v > 0;  // mask and theta left to this update
+      set(p.value.handle()), set(s.m->handle()), set(s.v->handle()), set(p.grad.handle());
+      set(progressive ? p.deferred_theta->handle() : p.value.handle());
+      set(detail::checked_count(start)), set(detail::checked_count(end)), set(detail::checked_count(n));
+      set(p.grad_factor), set(opt.coefficients(p.role, step).step_size), set(update_bound(p.role));
+      set(progressive ? 1.0f / p.deferred_v : 0.0f), set(progressive ? p.deferred_v : 0.0f);
+      p.theta_v = p.deferred_v;
+      p.deferred_v = 0;
+      p.deferred_theta = nullptr;
+      start = end;
+    }
+    if (start == 0) continue;
+    cl::Event done;
+    const cl_int err = rt.queue().enqueueNDRangeKernel(k, cl::NullRange, cl::NDRange(start), cl::NDRange(256), nullptr,
+                                                       rt.profiling() ? &done : nullptr);
+    if (err != CL_SUCCESS) check(err, "enqueueing adam_group");
+    if (rt.profiling()) rt.record("adam_group", std::move(done));
+  }
 }
 
 // One SGD step of p with its velocity (sized and zeroed on first use).
@@ -68,6 +151,7 @@ void sgd_update(runtime& rt, const sgd& opt, device_parameter<F>& p, device_buff
   const std::size_t n = p.size();
   ensure_zeroed(rt, velocity, n, "clearing the velocity");
   ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
+  apply_deferred_mask(rt, p);
   detail::launch(rt, detail::optim_program<F>(rt), "sgd", n, p.value.handle(), cl_int{p.exp}, velocity.handle(),
                  p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.momentum,
                  opt.rate(p.role), update_bound(p.role), detail::param_max<F>(), static_cast<cl_uint>(rnd.key),

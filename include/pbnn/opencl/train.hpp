@@ -87,6 +87,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
     batch_losses_.resize(rt_, batches);
     ensure_zeroed(rt_, saturation_, 1, "clearing the saturation counter");
     const std::size_t report_every = std::max<std::size_t>(1, batches / 10);
+    const deferred_progressive_work fused(net_);
     for (std::size_t bi = 0; bi < batches; ++bi) {
       uploader_.upload(rt_, train, order_.data() + bi * opt_.batch, opt_.batch, augment);
       const auto& out = net_.forward(uploader_.x, ctx);
@@ -129,14 +130,42 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
   }
 
  private:
+  static constexpr bool updates_all_at_once = std::is_same_v<Optimizer, adam> && !is_fixed_v<format>;
+
+  // While it lives, progressive layers leave their weights' gradient mask and theta to the update,
+  // where it updates every parameter at once (device_parameter::defer_progressive).
+  struct deferred_progressive_work {
+    Net& net;
+    explicit deferred_progressive_work(Net& n) : net(n) { set(updates_all_at_once); }
+    ~deferred_progressive_work() { set(false); }
+    deferred_progressive_work(const deferred_progressive_work&) = delete;
+    deferred_progressive_work& operator=(const deferred_progressive_work&) = delete;
+    void set(bool on) {
+      net.for_each_parameter([&](auto& p) { p.defer_progressive = on; });
+    }
+  };
+
   // One optimizer step over every parameter, each with a stream from the context, as optimizer_states::step.
+  // fp32 Adam updates them all in one launch (or a few: opencl::adam_update_all); it draws the
+  // streams, which it does not use, so that later draws stay the CPU's.
   void step(context& ctx) {
     ++step_;
     std::size_t i = 0;
-    net_.for_each_parameter([&](auto& p) {
-      if (states_.size() <= i) states_.emplace_back(buffers_per_state());
-      opencl::device_update(rt_, optimizer_, p, states_[i++], step_, ctx.next_stream(), saturation_);
-    });
+    if constexpr (updates_all_at_once) {
+      adam_slots_.clear();
+      net_.for_each_parameter([&](auto& p) {
+        if (states_.size() <= i) states_.emplace_back(buffers_per_state());
+        auto& state = states_[i++];
+        (void)ctx.next_stream();
+        if (p.size()) adam_slots_.push_back({&p, &state[0], &state[1]});
+      });
+      opencl::adam_update_all(rt_, optimizer_, adam_slots_, step_);
+    } else {
+      net_.for_each_parameter([&](auto& p) {
+        if (states_.size() <= i) states_.emplace_back(buffers_per_state());
+        opencl::device_update(rt_, optimizer_, p, states_[i++], step_, ctx.next_stream(), saturation_);
+      });
+    }
   }
 
   // The summed loss of the first `batches` batches (waits for them).
@@ -185,6 +214,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
   Optimizer optimizer_;
   std::vector<std::vector<opencl::device_buffer<float>>> states_;  // per parameter, in the network's order
   long step_ = 0;
+  std::vector<opencl::adam_slot> adam_slots_;  // fp32 Adam: this step's parameters and moments
   opencl::batch_uploader<format> uploader_;
   opencl::device_tensor<format> dlogits_;
   opencl::loss_buffers loss_;

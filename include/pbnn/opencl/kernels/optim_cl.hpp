@@ -3,6 +3,12 @@
 // momentum in fp32 state, on the real value of each parameter; fixed formats store the result with
 // stochastic rounding from the CPU's counter-based hash and count values clamped to their range.
 // Build options: -DTQ=float|char|short, -DTG=float|int, -DFIXED=0|1.
+// adam_group_source(n): Adam on n fp32 parameters in one launch.
+#include <cstddef>
+#include <string>
+
+#include <fmt/format.h>
+
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* optim_source = R"CLC(
@@ -62,5 +68,52 @@ __kernel void sgd(__global TQ* value, const int value_exp, __global float* veloc
               saturation);
 }
 )CLC";
+
+// The kernel-argument bytes of adam_group: 4 common floats, and per parameter 5 buffers (up to 8
+// bytes each), 3 uints and 5 floats.
+inline constexpr std::size_t adam_group_common_bytes = 4 * 4;
+inline constexpr std::size_t adam_group_segment_bytes = 5 * 8 + 8 * 4;
+inline constexpr std::size_t adam_group_max_segments = 64;
+
+// adam_group over `segments` fp32 parameters: parameter s owns work-items [start_s, end_s), a whole
+// number of work-groups, of which the first n_s update its elements exactly as the adam kernel
+// does (fp32: the gradient's exponent is 0, its scale factor_s). Progressive weights may also
+// have their gradient masked where |P| > mask_s (0: no mask), as mask_saturated does, and
+// theta_s = clamp(theta_scale_s P, -1, 1) written after the update (theta_scale_s 0: not), as
+// clamp_scale does.
+inline std::string adam_group_source(std::size_t segments) {
+  std::string s = R"CLC(
+#pragma OPENCL FP_CONTRACT OFF
+void adam_element(__global float* value, __global float* m, __global float* v, __global const float* grad,
+                  __global float* theta, const uint i, const float factor, const float step_size,
+                  const float bound, const float mask, const float theta_scale, const float b1, const float b2,
+                  const float rc2, const float eps) {
+  const float p = value[i];
+  const float g = mask > 0.0f && fabs(p) > mask ? 0.0f : grad[i] * factor;
+  const float mi = b1 * m[i] + (1.0f - b1) * g;
+  const float vi = b2 * v[i] + (1.0f - b2) * (g * g);
+  m[i] = mi;
+  v[i] = vi;
+  const float w = clamp(p - step_size * mi / (sqrt(vi) * rc2 + eps), -bound, bound);
+  value[i] = w;
+  if (theta_scale > 0.0f) theta[i] = clamp(theta_scale * w, -1.0f, 1.0f);
+}
+
+__kernel void adam_group(const float b1, const float b2, const float rc2, const float eps)CLC";
+  for (std::size_t k = 0; k < segments; ++k)
+    s += fmt::format(
+        ",\n    __global float* value{0}, __global float* m{0}, __global float* v{0}, __global const float* grad{0}, "
+        "__global float* theta{0}, const uint start{0}, const uint end{0}, const uint n{0}, const float factor{0}, "
+        "const float step{0}, const float bound{0}, const float mask{0}, const float theta_scale{0}",
+        k);
+  s += ") {\n  const uint i = get_global_id(0);\n";
+  for (std::size_t k = 0; k < segments; ++k)
+    s += fmt::format(
+        "  {1}if (i < end{0}) {{\n    if (i - start{0} < n{0})\n      adam_element(value{0}, m{0}, v{0}, grad{0}, "
+        "theta{0}, i - start{0}, factor{0}, step{0}, bound{0}, mask{0}, theta_scale{0}, b1, b2, rc2, eps);\n  }}",
+        k, k ? "else " : "");
+  s += "\n}\n";
+  return s;
+}
 
 }  // namespace pbnn::opencl::kernels
