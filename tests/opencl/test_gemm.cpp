@@ -139,9 +139,11 @@ TEST_CASE("Tensor-core tilings default by shape, and one the kernel cannot take 
     return opencl::detail::resolve_mma_tiling(m, n, k, t);
   };
   const auto small = resolve(100, 100, 100);
-  CHECK((small.block == 64 && small.warp_m == 32 && small.warp_n == 32 && small.k_words == 16 && small.stages == 1));
+  CHECK((small.block == 64 && small.warp_m == 32 && small.warp_n == 32 && small.k_words == 32 && small.stages == 2));
   const auto large = resolve(4096, 8192, 64);
-  CHECK((large.block == 128 && large.warp_m == 64 && large.warp_n == 64));
+  CHECK((large.block == 128 && large.warp_m == 64 && large.warp_n == 64 && large.k_words == 16 && large.stages == 1));
+  const auto chosen = resolve(100, 100, 100, mma_tiling{64, 32, 32, 16, 1});  // given fields stay
+  CHECK((chosen.k_words == 16 && chosen.stages == 1));
   CHECK(resolve(128, 1152, 262144).block == 128);  // few tiles, but k split over many work-groups
   CHECK(resolve(128, 1152, 8192).block == 64);
   for (const mma_tiling bad : {mma_tiling{96, 32, 32, 16, 1}, mma_tiling{64, 128, 32, 16, 1},
