@@ -82,7 +82,9 @@ TEMPLATE_TEST_CASE("OpenCL Adam and SGD updates equal the CPU's", "[opencl][opti
   check_optimizer<TestType, sgd>(*rt, param_role::real, 1.0f);
 }
 
-TEST_CASE("OpenCL Adam over many fp32 parameters per launch equals one launch per parameter", "[opencl][optim]") {
+TEMPLATE_TEST_CASE("OpenCL Adam over many parameters per launch equals one launch per parameter", "[opencl][optim]",
+                   fp32, fixed<8>, fixed<16>) {
+  using F = TestType;
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
   // Sizes around the 256-item work-group and every role; the binarized ones progressive weights whose
@@ -98,38 +100,47 @@ TEST_CASE("OpenCL Adam over many fp32 parameters per launch equals one launch pe
     opt.lr = 0.01f;
     opt.binarized_lr_scale = 3.0f;
     rng g(5);
-    std::vector<opencl::device_parameter<fp32>> grouped(count), single(count);
-    std::vector<opencl::device_buffer<float>> m1(count), v1(count), m2(count), v2(count), theta1(count), theta2(count);
-    opencl::device_buffer<int> theta_exp(*rt, 1);
-    opencl::device_buffer<std::uint32_t> saturation;
+    std::vector<opencl::device_parameter<F>> grouped(count), single(count);
+    std::vector<opencl::device_buffer<float>> m1(count), v1(count), m2(count), v2(count);
+    std::vector<opencl::device_buffer<storage_t<F>>> theta1(count), theta2(count);
+    std::vector<opencl::device_buffer<int>> theta_exp1(count), theta_exp2(count);
+    opencl::device_buffer<std::uint32_t> saturation1, saturation2;
     for (long step = 1; step <= 3; ++step) {
-      std::vector<opencl::adam_slot> slots;
+      std::vector<opencl::adam_slot<F>> slots;
       for (std::size_t k = 0; k < count; ++k) {
-        parameter<fp32> p("w", roles[k], {sizes[k]});
+        parameter<F> p("w", roles[k], {sizes[k]});
         saturation_counter sat;
         for (std::size_t i = 0; i < sizes[k]; ++i) p.store(i, g.uniform(-0.9f, 0.9f), g.uniform(), sat);
         fill_gradient(p, g, factors[k]);
-        if (step == 1) {
-          grouped[k] = opencl::device_parameter<fp32>::from_host(*rt, p, factors[k]);
-          single[k] = opencl::device_parameter<fp32>::from_host(*rt, p, factors[k]);
+        auto fresh1 = opencl::device_parameter<F>::from_host(*rt, p, factors[k]);
+        auto fresh2 = opencl::device_parameter<F>::from_host(*rt, p, factors[k]);
+        if (step == 1) {  // p's values; later steps keep those of the last
+          grouped[k] = fresh1;
+          single[k] = fresh2;
           theta1[k].resize(*rt, sizes[k]);
-        } else {  // new gradients, the values of the last step
-          grouped[k].grad.upload(*rt, p.grad.data(), p.size());
-          single[k].grad.upload(*rt, p.grad.data(), p.size());
-          grouped[k].grad_factor = single[k].grad_factor = p.grad_scale;
+          theta_exp1[k].resize(*rt, 1);
+          theta_exp2[k].resize(*rt, 1);
         }
+        for (auto [d, fresh] : {std::pair{&grouped[k], &fresh1}, std::pair{&single[k], &fresh2}}) {
+          d->grad = fresh->grad;
+          d->grad_exp = fresh->grad_exp;
+          d->grad_factor = fresh->grad_factor;
+        }
+        const stream rnd{static_cast<std::uint32_t>(0x700 + 10 * step + k)};
         const bool progressive = roles[k] == param_role::binarized;
         if (progressive) {
           grouped[k].deferred_v = factors[k];
           grouped[k].deferred_theta = &theta1[k];
-          opencl::mask_saturated_values<fp32>(*rt, single[k].value, 0, sizes[k], factors[k], single[k].grad);
+          grouped[k].deferred_theta_exp = &theta_exp1[k];
+          opencl::mask_saturated_values<F>(*rt, single[k].value, single[k].exp, sizes[k], factors[k], single[k].grad);
         }
-        slots.push_back({&grouped[k], &m1[k], &v1[k]});
-        opencl::adam_update(*rt, opt, single[k], m2[k], v2[k], step, stream{}, saturation);
+        slots.push_back({&grouped[k], &m1[k], &v1[k], rnd});
+        opencl::adam_update(*rt, opt, single[k], m2[k], v2[k], step, rnd, saturation2);
         if (progressive)
-          opencl::clamp_scale<fp32>(*rt, single[k].value, single[k].value_exp, sizes[k], factors[k], theta2[k], theta_exp);
+          opencl::clamp_scale<F>(*rt, single[k].value, single[k].value_exp, sizes[k], factors[k], theta2[k],
+                                 theta_exp2[k]);
       }
-      opencl::adam_update_all(*rt, opt, slots, step, per_launch);
+      opencl::adam_update_all<F>(*rt, opt, slots, step, saturation1, per_launch);
       for (std::size_t k = 0; k < count; ++k) {
         INFO("step " << step << ", parameter " << k << " of " << sizes[k] << " values");
         CHECK(grouped[k].value.download(*rt) == single[k].value.download(*rt));
@@ -137,6 +148,7 @@ TEST_CASE("OpenCL Adam over many fp32 parameters per launch equals one launch pe
         CHECK(v1[k].download(*rt) == v2[k].download(*rt));
         if (roles[k] == param_role::binarized) {
           CHECK(theta1[k].download(*rt) == theta2[k].download(*rt));
+          CHECK(theta_exp1[k].download(*rt) == theta_exp2[k].download(*rt));
           CHECK(grouped[k].theta_v == factors[k]);  // the layer's next forward pass at this v keeps theta
           CHECK(grouped[k].deferred_v == 0);
         } else {
@@ -144,5 +156,6 @@ TEST_CASE("OpenCL Adam over many fp32 parameters per launch equals one launch pe
         }
       }
     }
+    CHECK(saturation1.download(*rt) == saturation2.download(*rt));
   }
 }

@@ -134,10 +134,12 @@ void scheme_weights(runtime& rt, device_parameter<F>& w, device_buffer<storage_t
 // the optimizer takes it over (w.defer_progressive), what the optimizer needs for it; and the
 // gradient's scale v.
 template <class F>
-void mask_saturated(runtime& rt, device_parameter<F>& w, device_buffer<storage_t<F>>& theta, float v) {
+void mask_saturated(runtime& rt, device_parameter<F>& w, device_buffer<storage_t<F>>& theta,
+                    device_buffer<int>& theta_exp, float v) {
   if (w.defer_progressive) {
     w.deferred_v = v;
     w.deferred_theta = &theta;
+    w.deferred_theta_exp = &theta_exp;
   } else {
     mask_saturated_values<F>(rt, w.value, w.exp, w.size(), v, w.grad);
   }

@@ -78,7 +78,7 @@ class device_conv2d {
       }
     }
     if constexpr (is_progressive_v<scheme>) {
-      mask_saturated(rt, weight_, theta_, ctx.v);
+      mask_saturated(rt, weight_, theta_, theta_exp_, ctx.v);
     }
   }
 

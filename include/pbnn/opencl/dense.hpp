@@ -88,7 +88,7 @@ class device_dense {
       }
     }
     if constexpr (is_progressive_v<scheme>) {
-      mask_saturated(rt, weight_, theta_, ctx.v);
+      mask_saturated(rt, weight_, theta_, theta_exp_, ctx.v);
     }
     if constexpr (Bias) {
       bias_.grad_factor = 1.0f;

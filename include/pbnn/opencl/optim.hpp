@@ -2,7 +2,7 @@
 // Adam and SGD with momentum on an OpenCL device, with the CPU optimizers' hyper-parameters
 // (pbnn::adam, pbnn::sgd) and the same update (kernels/optim_cl.hpp). The state is fp32 device
 // buffers beside the parameter; saturation events accumulate in a device counter. Each update
-// enqueues one kernel and waits for none; adam_update_all updates many fp32 parameters per launch.
+// enqueues one kernel and waits for none; adam_update_all updates many parameters per launch.
 #include <algorithm>
 #include <cstdint>
 #include <span>
@@ -41,10 +41,17 @@ const cl::Program& optim_program(runtime& rt) {
   return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
 }
 
-inline const cl::Program& adam_group_program(runtime& rt, std::size_t segments) {
-  const std::string source = kernels::adam_group_source(segments);
-  const char* rounded = "-cl-fp32-correctly-rounded-divide-sqrt";
-  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : "");
+template <class F>
+const cl::Program& adam_group_program(runtime& rt, std::size_t segments) {
+  const std::string source = kernels::with_random(kernels::adam_group_source(segments).c_str());
+  static const std::string options = []() -> std::string {
+    const std::string base = fmt::format("-DTQ={} -DTG={} -DFIXED={}", cl_storage_name<F>(),
+                                         is_fixed_v<F> ? "int" : "float", is_fixed_v<F> ? 1 : 0);
+    if constexpr (is_fixed_v<F>) return fmt::format("{} -DUNIT_FRAC={}", base, format_traits<F>::unit_frac);
+    else return base;
+  }();
+  static const std::string rounded = options + " -cl-fp32-correctly-rounded-divide-sqrt";
+  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
 }
 
 template <class F>
@@ -62,6 +69,7 @@ void apply_deferred_mask(runtime& rt, device_parameter<F>& p) {
   if (p.deferred_v > 0) mask_saturated_values<F>(rt, p.value, p.exp, p.size(), p.deferred_v, p.grad);
   p.deferred_v = 0;
   p.deferred_theta = nullptr;
+  p.deferred_theta_exp = nullptr;
   p.theta_v = 0;
 }
 
@@ -81,15 +89,17 @@ void adam_update(runtime& rt, const adam& opt, device_parameter<F>& p, device_bu
                  static_cast<cl_uint>(rnd.key), cl_int{p.role != param_role::binarized}, saturation.handle());
 }
 
-// A parameter and its Adam moments, for adam_update_all.
+// A parameter, its Adam moments and its stream (fixed formats round with it), for adam_update_all.
+template <class F>
 struct adam_slot {
-  device_parameter<fp32>* param;
+  device_parameter<F>* param;
   device_buffer<float>* m;
   device_buffer<float>* v;
+  stream rnd;
 };
 
 // How many parameters one adam_group launch takes: as many as the device's kernel-argument space
-// holds (1024 bytes at least: 18), at most max_segments (0: no other limit).
+// holds (1024 bytes at least: 9), at most max_segments (0: no other limit).
 inline std::size_t adam_segments_per_launch(runtime& rt, std::size_t max_segments = 0) {
   const std::size_t space = rt.device().device.getInfo<CL_DEVICE_MAX_PARAMETER_SIZE>();
   const std::size_t fits = (space - kernels::adam_group_common_bytes) / kernels::adam_group_segment_bytes;
@@ -97,42 +107,48 @@ inline std::size_t adam_segments_per_launch(runtime& rt, std::size_t max_segment
   return std::max<std::size_t>(1, max_segments ? std::min(n, max_segments) : n);
 }
 
-// One Adam step (the step-th) of every fp32 parameter of `slots`, as adam_update on each, in one launch
-// per adam_segments_per_launch(rt, max_segments) parameters instead of one per parameter: at small
+// One Adam step (the step-th) of every parameter of `slots`, as adam_update on each, in one launch per
+// adam_segments_per_launch(rt, max_segments) parameters instead of one per parameter: at small
 // batches the network's dozens of small per-parameter launches cost more than their arithmetic.
 // Progressive weights that left their gradient's mask to the update also get their theta for v
 // (device_parameter::defer_progressive), which spares their layers two launches per step.
-inline void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot> slots, long step,
-                            std::size_t max_segments = 0) {
+template <class F>
+void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot<F>> slots, long step,
+                     device_buffer<std::uint32_t>& saturation, std::size_t max_segments = 0) {
+  ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
   const std::size_t per_launch = adam_segments_per_launch(rt, max_segments);
   for (std::size_t first = 0; first < slots.size(); first += per_launch) {
     const auto group = slots.subspan(first, std::min(per_launch, slots.size() - first));
-    cl::Kernel k = rt.kernel(detail::adam_group_program(rt, group.size()), "adam_group");
-    const auto [step_real, rc2] = opt.coefficients(param_role::real, step);
+    cl::Kernel k = rt.kernel(detail::adam_group_program<F>(rt, group.size()), "adam_group");
     cl_uint index = 0;
     const auto set = [&](const auto& value) {
       if (const cl_int err = k.setArg(index, value); err != CL_SUCCESS)
         check(err, fmt::format("setting argument {} of adam_group", index));
       ++index;
     };
-    set(opt.beta1), set(opt.beta2), set(rc2), set(opt.eps);
+    set(opt.beta1), set(opt.beta2), set(opt.coefficients(param_role::real, step).rc2), set(opt.eps);
+    set(detail::param_max<F>()), set(saturation.handle());
     std::size_t start = 0;
-    for (const adam_slot& s : group) {
-      const std::size_t n = s.param->size();
+    for (const adam_slot<F>& s : group) {
+      device_parameter<F>& p = *s.param;
+      const std::size_t n = p.size();
       ensure_zeroed(rt, *s.m, n, "clearing Adam's first moments");
       ensure_zeroed(rt, *s.v, n, "clearing Adam's second moments");
       // Each parameter starts at a whole work-group, so that a group's work-items share a parameter.
       const std::size_t end = start + (n + 255) / 256 * 256;
-      device_parameter<fp32>& p = *s.param;
       const bool progressive = p.deferred_v > 0;  // mask and theta left to this update
-      set(p.value.handle()), set(s.m->handle()), set(s.v->handle()), set(p.grad.handle());
+      set(p.value.handle()), set(s.m->handle()), set(s.v->handle()), set(p.grad.handle()), set(p.grad_exp.handle());
       set(progressive ? p.deferred_theta->handle() : p.value.handle());
+      set(progressive ? p.deferred_theta_exp->handle() : p.grad_exp.handle());
       set(detail::checked_count(start)), set(detail::checked_count(end)), set(detail::checked_count(n));
-      set(p.grad_factor), set(opt.coefficients(p.role, step).step_size), set(update_bound(p.role));
-      set(progressive ? 1.0f / p.deferred_v : 0.0f), set(progressive ? p.deferred_v : 0.0f);
+      set(cl_int{p.exp}), set(p.grad_factor), set(opt.coefficients(p.role, step).step_size);
+      set(update_bound(p.role)), set(progressive ? 1.0f / p.deferred_v : 0.0f);
+      set(progressive ? p.deferred_v : 0.0f), set(static_cast<cl_uint>(s.rnd.key));
+      set(cl_int{p.role != param_role::binarized});
       p.theta_v = p.deferred_v;
       p.deferred_v = 0;
       p.deferred_theta = nullptr;
+      p.deferred_theta_exp = nullptr;
       start = end;
     }
     if (start == 0) continue;

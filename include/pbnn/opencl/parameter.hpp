@@ -30,13 +30,14 @@ struct device_parameter {
   device_buffer<int> grad_exp;  // one int
   float grad_factor = 1.0f;
 
-  // fp32 progressive weights whose element-wise work the optimizer takes over (adam_update_all):
-  // with defer_progressive set, the backward pass leaves the gradient's mask (zero where
-  // |v P| > 1) to the update, naming its v and the layer's theta buffer, and the update then
-  // writes theta = clamp(v P, -1, 1) for the next forward pass, which theta_v (0: none) records.
+  // Progressive weights whose element-wise work the optimizer takes over (adam_update_all): with
+  // defer_progressive set, the backward pass leaves the gradient's mask (zero where |v P| > 1) to
+  // the update, naming its v and the layer's theta buffers, and the update then writes
+  // theta = clamp(v P, -1, 1) for the next forward pass, which theta_v (0: none) records.
   bool defer_progressive = false;
   float deferred_v = 0;
   device_buffer<value_type>* deferred_theta = nullptr;
+  device_buffer<int>* deferred_theta_exp = nullptr;
   float theta_v = 0;
 
   std::size_t size() const noexcept { return value.size(); }

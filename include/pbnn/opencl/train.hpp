@@ -130,7 +130,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
   }
 
  private:
-  static constexpr bool updates_all_at_once = std::is_same_v<Optimizer, adam> && !is_fixed_v<format>;
+  static constexpr bool updates_all_at_once = std::is_same_v<Optimizer, adam>;
 
   // While it lives, progressive layers leave their weights' gradient mask and theta to the update,
   // where it updates every parameter at once (device_parameter::defer_progressive).
@@ -146,8 +146,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
   };
 
   // One optimizer step over every parameter, each with a stream from the context, as optimizer_states::step.
-  // fp32 Adam updates them all in one launch (or a few: opencl::adam_update_all); it draws the
-  // streams, which it does not use, so that later draws stay the CPU's.
+  // Adam updates them all in one launch (or a few: opencl::adam_update_all).
   void step(context& ctx) {
     ++step_;
     std::size_t i = 0;
@@ -156,10 +155,10 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
       net_.for_each_parameter([&](auto& p) {
         if (states_.size() <= i) states_.emplace_back(buffers_per_state());
         auto& state = states_[i++];
-        (void)ctx.next_stream();
-        if (p.size()) adam_slots_.push_back({&p, &state[0], &state[1]});
+        const stream rnd = ctx.next_stream();
+        if (p.size()) adam_slots_.push_back({&p, &state[0], &state[1], rnd});
       });
-      opencl::adam_update_all(rt_, optimizer_, adam_slots_, step_);
+      opencl::adam_update_all<format>(rt_, optimizer_, adam_slots_, step_, saturation_);
     } else {
       net_.for_each_parameter([&](auto& p) {
         if (states_.size() <= i) states_.emplace_back(buffers_per_state());
@@ -214,7 +213,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
   Optimizer optimizer_;
   std::vector<std::vector<opencl::device_buffer<float>>> states_;  // per parameter, in the network's order
   long step_ = 0;
-  std::vector<opencl::adam_slot> adam_slots_;  // fp32 Adam: this step's parameters and moments
+  std::vector<opencl::adam_slot<format>> adam_slots_;  // Adam: this step's parameters, moments and streams
   opencl::batch_uploader<format> uploader_;
   opencl::device_tensor<format> dlogits_;
   opencl::loss_buffers loss_;

@@ -2,8 +2,8 @@
 // OpenCL C 1.2 source of the optimizers' parameter updates (pbnn/optim.hpp): Adam and SGD with
 // momentum in fp32 state, on the real value of each parameter; fixed formats store the result with
 // stochastic rounding from the CPU's counter-based hash and count values clamped to their range.
-// Build options: -DTQ=float|char|short, -DTG=float|int, -DFIXED=0|1.
-// adam_group_source(n): Adam on n fp32 parameters in one launch.
+// Build options: -DTQ=float|char|short, -DTG=float|int, -DFIXED=0|1 (and -DUNIT_FRAC=n for
+// adam_group_source(segments): Adam on many parameters in one launch).
 #include <cstddef>
 #include <string>
 
@@ -69,48 +69,65 @@ __kernel void sgd(__global TQ* value, const int value_exp, __global float* veloc
 }
 )CLC";
 
-// The kernel-argument bytes of adam_group: 4 common floats, and per parameter 5 buffers (up to 8
-// bytes each), 3 uints and 5 floats.
-inline constexpr std::size_t adam_group_common_bytes = 4 * 4;
-inline constexpr std::size_t adam_group_segment_bytes = 5 * 8 + 8 * 4;
+// The kernel-argument bytes of adam_group: 5 common 4-byte values and the counter's buffer, and per
+// parameter 7 buffers (up to 8 bytes each) and 11 4-byte values.
+inline constexpr std::size_t adam_group_common_bytes = 5 * 4 + 8;
+inline constexpr std::size_t adam_group_segment_bytes = 7 * 8 + 11 * 4;
 inline constexpr std::size_t adam_group_max_segments = 64;
 
-// adam_group over `segments` fp32 parameters: parameter s owns work-items [start_s, end_s), a whole
-// number of work-groups, of which the first n_s update its elements exactly as the adam kernel
-// does (fp32: the gradient's exponent is 0, its scale factor_s). Progressive weights may also
-// have their gradient masked where |P| > mask_s (0: no mask), as mask_saturated does, and
-// theta_s = clamp(theta_scale_s P, -1, 1) written after the update (theta_scale_s 0: not), as
-// clamp_scale does.
+// optim_source with adam_group over `segments` parameters: parameter s owns work-items
+// [start_s, end_s), a whole number of work-groups, of which the first n_s update its elements
+// exactly as the adam kernel does. Progressive weights may also have their gradient masked where
+// |P| > mask_s (0: no mask), as mask_saturated does, and theta_s = clamp(theta_scale_s P, -1, 1)
+// written from the stored P after the update (theta_scale_s 0: not), as clamp_scale does.
 inline std::string adam_group_source(std::size_t segments) {
-  std::string s = R"CLC(
-#pragma OPENCL FP_CONTRACT OFF
-void adam_element(__global float* value, __global float* m, __global float* v, __global const float* grad,
-                  __global float* theta, const uint i, const float factor, const float step_size,
-                  const float bound, const float mask, const float theta_scale, const float b1, const float b2,
+  std::string s = std::string(optim_source) + R"CLC(
+#ifndef UNIT_FRAC
+#define UNIT_FRAC 0
+#endif
+void adam_element(__global TQ* value, __global float* m, __global float* v, __global const TG* grad,
+                  __global const int* grad_exp, __global TQ* theta, __global int* theta_exp, const uint i,
+                  const int value_exp, const float factor, const float step_size, const float bound,
+                  const float mask, const float theta_scale, const uint key, const int count_saturation,
+                  const int qmax, volatile __global uint* saturation, const float b1, const float b2,
                   const float rc2, const float eps) {
-  const float p = value[i];
-  const float g = mask > 0.0f && fabs(p) > mask ? 0.0f : grad[i] * factor;
+  const float p = real_value(value, i, value_exp);
+  const int masked = mask > 0.0f && fabs((float)value[i]) > ldexp(mask, -value_exp);
+  const float g = masked ? 0.0f : (float)grad[i] * (ldexp(1.0f, grad_exp[0]) * factor);
   const float mi = b1 * m[i] + (1.0f - b1) * g;
   const float vi = b2 * v[i] + (1.0f - b2) * (g * g);
   m[i] = mi;
   v[i] = vi;
   const float w = clamp(p - step_size * mi / (sqrt(vi) * rc2 + eps), -bound, bound);
-  value[i] = w;
-  if (theta_scale > 0.0f) theta[i] = clamp(theta_scale * w, -1.0f, 1.0f);
+  store_value(value, i, w, bound, value_exp, qmax, key, count_saturation, saturation);
+  if (theta_scale > 0.0f) {
+#if FIXED
+    if (i == 0) theta_exp[0] = -UNIT_FRAC;
+    const float lim = (float)(1 << UNIT_FRAC);
+    theta[i] = (TQ)rint(clamp((float)value[i] * ldexp(theta_scale, value_exp + UNIT_FRAC), -lim, lim));
+#else
+    if (i == 0) theta_exp[0] = 0;
+    theta[i] = clamp(theta_scale * value[i], -1.0f, 1.0f);
+#endif
+  }
 }
 
-__kernel void adam_group(const float b1, const float b2, const float rc2, const float eps)CLC";
+__kernel void adam_group(const float b1, const float b2, const float rc2, const float eps, const int qmax,
+                         volatile __global uint* saturation)CLC";
   for (std::size_t k = 0; k < segments; ++k)
     s += fmt::format(
-        ",\n    __global float* value{0}, __global float* m{0}, __global float* v{0}, __global const float* grad{0}, "
-        "__global float* theta{0}, const uint start{0}, const uint end{0}, const uint n{0}, const float factor{0}, "
-        "const float step{0}, const float bound{0}, const float mask{0}, const float theta_scale{0}",
+        ",\n    __global TQ* value{0}, __global float* m{0}, __global float* v{0}, __global const TG* grad{0}, "
+        "__global const int* grad_exp{0}, __global TQ* theta{0}, __global int* theta_exp{0}, const uint start{0}, "
+        "const uint end{0}, const uint n{0}, const int value_exp{0}, const float factor{0}, const float step{0}, "
+        "const float bound{0}, const float mask{0}, const float theta_scale{0}, const uint key{0}, "
+        "const int count_saturation{0}",
         k);
   s += ") {\n  const uint i = get_global_id(0);\n";
   for (std::size_t k = 0; k < segments; ++k)
     s += fmt::format(
         "  {1}if (i < end{0}) {{\n    if (i - start{0} < n{0})\n      adam_element(value{0}, m{0}, v{0}, grad{0}, "
-        "theta{0}, i - start{0}, factor{0}, step{0}, bound{0}, mask{0}, theta_scale{0}, b1, b2, rc2, eps);\n  }}",
+        "grad_exp{0}, theta{0}, theta_exp{0}, i - start{0}, value_exp{0}, factor{0}, step{0}, bound{0}, mask{0}, "
+        "theta_scale{0}, key{0}, count_saturation{0}, qmax, saturation, b1, b2, rc2, eps);\n  }}",
         k, k ? "else " : "");
   s += "\n}\n";
   return s;
