@@ -27,7 +27,8 @@ namespace pbnn {
 namespace opencl {
 
 // An optimizer's per-parameter state on the device: its host state's buffers (Optimizer::state's
-// for_each_buffer order), and the update that reads them.
+// for_each_buffer order), and the update that reads them (Adam's: adam_update_all, for every
+// parameter at once).
 template <class Optimizer>
 inline constexpr bool has_device_update = false;
 template <>
@@ -35,11 +36,6 @@ inline constexpr bool has_device_update<adam> = true;
 template <>
 inline constexpr bool has_device_update<sgd> = true;
 
-template <class F>
-void device_update(runtime& rt, const adam& opt, device_parameter<F>& p, std::vector<device_buffer<float>>& state,
-                   long step, stream rnd, device_buffer<std::uint32_t>& saturation) {
-  adam_update(rt, opt, p, state[0], state[1], step, rnd, saturation);
-}
 template <class F>
 void device_update(runtime& rt, const sgd& opt, device_parameter<F>& p, std::vector<device_buffer<float>>& state, long,
                    stream rnd, device_buffer<std::uint32_t>& saturation) {

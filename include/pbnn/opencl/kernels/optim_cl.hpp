@@ -2,8 +2,9 @@
 // OpenCL C 1.2 source of the optimizers' parameter updates (pbnn/optim.hpp): Adam and SGD with
 // momentum in fp32 state, on the real value of each parameter; fixed formats store the result with
 // stochastic rounding from the CPU's counter-based hash and count values clamped to their range.
-// Build options: -DTQ=float|char|short, -DTG=float|int, -DFIXED=0|1 (and -DUNIT_FRAC=n for
-// adam_group_source(segments): Adam on many parameters in one launch).
+// Build options: -DTQ=float|char|short, -DTG=float|int, -DFIXED=0|1, and for the fixed formats'
+// progressive theta that adam_group_source(segments) writes (Adam on many parameters in one
+// launch) -DUNIT_FRAC=n.
 #include <cstddef>
 #include <string>
 
@@ -16,6 +17,10 @@ inline constexpr const char* optim_source = R"CLC(
 #pragma OPENCL FP_CONTRACT OFF
 
 // hash32 and hash_uniform come from random_cl.hpp (prepended by the host).
+
+#ifndef UNIT_FRAC
+#define UNIT_FRAC 0
+#endif
 
 // pbnn::parameter::store_range for element i: clip to +-bound, then (fixed) floor(x 2^-exp + u)
 // clamped to +-qmax, counting the clamped values where count_saturation.
@@ -40,51 +45,10 @@ float real_value(__global const TQ* value, uint i, int value_exp) {
 #endif
 }
 
-__kernel void adam(__global TQ* value, const int value_exp, __global float* m, __global float* v,
-                   __global const TG* grad, __global const int* grad_exp, const float grad_factor, const uint n,
-                   const float b1, const float b2, const float step_size, const float rc2, const float eps,
-                   const float bound, const int qmax, const uint key, const int count_saturation,
-                   volatile __global uint* saturation) {
-  const uint i = get_global_id(0);
-  if (i >= n) return;
-  const float g = (float)grad[i] * (ldexp(1.0f, grad_exp[0]) * grad_factor);
-  const float mi = b1 * m[i] + (1.0f - b1) * g;
-  const float vi = b2 * v[i] + (1.0f - b2) * (g * g);
-  m[i] = mi;
-  v[i] = vi;
-  const float w = clamp(real_value(value, i, value_exp) - step_size * mi / (sqrt(vi) * rc2 + eps), -bound, bound);
-  store_value(value, i, w, bound, value_exp, qmax, key, count_saturation, saturation);
-}
-
-__kernel void sgd(__global TQ* value, const int value_exp, __global float* velocity, __global const TG* grad,
-                  __global const int* grad_exp, const float grad_factor, const uint n, const float momentum,
-                  const float rate, const float bound, const int qmax, const uint key, const int count_saturation,
-                  volatile __global uint* saturation) {
-  const uint i = get_global_id(0);
-  if (i >= n) return;
-  const float vel = momentum * velocity[i] + (float)grad[i] * (ldexp(1.0f, grad_exp[0]) * grad_factor);
-  velocity[i] = vel;
-  store_value(value, i, real_value(value, i, value_exp) - rate * vel, bound, value_exp, qmax, key, count_saturation,
-              saturation);
-}
-)CLC";
-
-// The kernel-argument bytes of adam_group: 5 common 4-byte values and the counter's buffer, and per
-// parameter 7 buffers (up to 8 bytes each) and 11 4-byte values.
-inline constexpr std::size_t adam_group_common_bytes = 5 * 4 + 8;
-inline constexpr std::size_t adam_group_segment_bytes = 7 * 8 + 11 * 4;
-inline constexpr std::size_t adam_group_max_segments = 64;
-
-// optim_source with adam_group over `segments` parameters: parameter s owns work-items
-// [start_s, end_s), a whole number of work-groups, of which the first n_s update its elements
-// exactly as the adam kernel does. Progressive weights may also have their gradient masked where
-// |P| > mask_s (0: no mask), as mask_saturated does, and theta_s = clamp(theta_scale_s P, -1, 1)
-// written from the stored P after the update (theta_scale_s 0: not), as clamp_scale does.
-inline std::string adam_group_source(std::size_t segments) {
-  std::string s = std::string(optim_source) + R"CLC(
-#ifndef UNIT_FRAC
-#define UNIT_FRAC 0
-#endif
+// Adam on element i; progressive weights may also have their gradient masked where |P| > mask
+// (0: no mask), as mask_saturated does, and theta = clamp(theta_scale P, -1, 1) written from the
+// stored P after the update (theta_scale 0: not), as clamp_scale does (-DUNIT_FRAC=n: fixed theta's
+// 1.0 is 2^n).
 void adam_element(__global TQ* value, __global float* m, __global float* v, __global const TG* grad,
                   __global const int* grad_exp, __global TQ* theta, __global int* theta_exp, const uint i,
                   const int value_exp, const float factor, const float step_size, const float bound,
@@ -112,6 +76,41 @@ void adam_element(__global TQ* value, __global float* m, __global float* v, __gl
   }
 }
 
+__kernel void adam(__global TQ* value, const int value_exp, __global float* m, __global float* v,
+                   __global const TG* grad, __global const int* grad_exp, const float grad_factor, const uint n,
+                   const float b1, const float b2, const float step_size, const float rc2, const float eps,
+                   const float bound, const int qmax, const uint key, const int count_saturation,
+                   volatile __global uint* saturation) {
+  const uint i = get_global_id(0);
+  if (i < n)  // no mask, no theta: value and grad_exp stand in for the theta buffers
+    adam_element(value, m, v, grad, grad_exp, value, (__global int*)grad_exp, i, value_exp, grad_factor, step_size,
+                 bound, 0.0f, 0.0f, key, count_saturation, qmax, saturation, b1, b2, rc2, eps);
+}
+
+__kernel void sgd(__global TQ* value, const int value_exp, __global float* velocity, __global const TG* grad,
+                  __global const int* grad_exp, const float grad_factor, const uint n, const float momentum,
+                  const float rate, const float bound, const int qmax, const uint key, const int count_saturation,
+                  volatile __global uint* saturation) {
+  const uint i = get_global_id(0);
+  if (i >= n) return;
+  const float vel = momentum * velocity[i] + (float)grad[i] * (ldexp(1.0f, grad_exp[0]) * grad_factor);
+  velocity[i] = vel;
+  store_value(value, i, real_value(value, i, value_exp) - rate * vel, bound, value_exp, qmax, key, count_saturation,
+              saturation);
+}
+)CLC";
+
+// The kernel-argument bytes of adam_group: 5 common 4-byte values and the counter's buffer, and per
+// parameter 7 buffers (up to 8 bytes each) and 11 4-byte values.
+inline constexpr std::size_t adam_group_common_bytes = 5 * 4 + 8;
+inline constexpr std::size_t adam_group_segment_bytes = 7 * 8 + 11 * 4;
+inline constexpr std::size_t adam_group_max_segments = 64;
+
+// optim_source with adam_group over `segments` parameters: parameter s owns work-items
+// [start_s, end_s), a whole number of work-groups, of which the first n_s update its elements with
+// adam_element (the adam kernel's update, and progressive weights' mask and theta where asked).
+inline std::string adam_group_source(std::size_t segments) {
+  std::string s = std::string(optim_source) + R"CLC(
 __kernel void adam_group(const float b1, const float b2, const float rc2, const float eps, const int qmax,
                          volatile __global uint* saturation)CLC";
   for (std::size_t k = 0; k < segments; ++k)
