@@ -37,7 +37,11 @@ class device_batch_norm {
     const std::vector<float> zeros(channels, 0.0f), ones(channels, 1.0f);
     running_mean.upload(rt, zeros);
     running_var.upload(rt, ones);
-    for (auto* b : {&mean_, &invstd_, &scale_, &shift_, &tscale_, &tshift_, &dgamma_, &dbeta_}) b->resize(rt, channels);
+    for (auto* b : {&mean_, &invstd_, &scale_, &shift_, &tscale_, &tshift_}) b->resize(rt, channels);
+    if constexpr (is_fixed_v<F>) {  // fp32 writes the parameters' gradients in place
+      dgamma_.resize(rt, channels);
+      dbeta_.resize(rt, channels);
+    }
   }
 
   device_buffer<float> running_mean, running_var;
@@ -211,7 +215,8 @@ class device_batch_norm {
   }
 
   std::size_t channels_;
-  device_buffer<float> mean_, invstd_, scale_, shift_, tscale_, tshift_, dgamma_, dbeta_, real_;
+  device_buffer<float> mean_, invstd_, scale_, shift_, tscale_, tshift_, real_;
+  device_buffer<float> dgamma_, dbeta_;  // fixed formats: the gradients before quantization
   device_buffer<std::uint32_t> max_scratch_;
   device_buffer<std::conditional_t<is_fixed_v<F>, std::int64_t, float>> sums_;  // TSUM partials
   device_buffer<float> grad_sums_;
