@@ -28,8 +28,8 @@ constexpr const char* cl_storage_name() {
   return cl_type_name<storage_t<F>>();
 }
 
-// Build options formatted once per distinct key and call site (per thread): a launch looks its
-// program's options up without formatting or allocating.
+// Build options (or a generated source) formatted once per distinct key and call site (per thread):
+// a launch looks its program's options up without formatting or allocating.
 template <class Key, class Format>
 const std::string& cached_options(const Key& key, Format&& format) {
   thread_local std::map<Key, std::string> cache;

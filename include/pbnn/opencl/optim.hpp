@@ -41,9 +41,11 @@ const cl::Program& optim_program(runtime& rt) {
   return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
 }
 
+// adam_group over `segments` parameters; its source generated once per count (not every step).
 template <class F>
 const cl::Program& adam_group_program(runtime& rt, std::size_t segments) {
-  const std::string source = kernels::with_random(kernels::adam_group_source(segments).c_str());
+  const std::string& source =
+      cached_options(segments, [&] { return kernels::with_random(kernels::adam_group_source(segments).c_str()); });
   static const std::string options = []() -> std::string {
     const std::string base = fmt::format("-DTQ={} -DTG={} -DFIXED={}", cl_storage_name<F>(),
                                          is_fixed_v<F> ? "int" : "float", is_fixed_v<F> ? 1 : 0);
