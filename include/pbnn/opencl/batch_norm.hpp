@@ -155,8 +155,7 @@ class device_batch_norm {
       detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
                            detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),
                            dbeta.handle());
-    store_gradient(rt, dgamma_, gamma);
-    store_gradient(rt, dbeta_, beta);
+    store_gradients(rt, gamma, beta);
   }
 
   // Slices of the positions per channel tile: enough work-groups to fill a large GPU (about 512),
@@ -198,26 +197,29 @@ class device_batch_norm {
   // fp32 results are in place already, exponent 0 (tensor.hpp).
   void store(runtime& rt, device_tensor<F>& t, rounding r, stream rnd) {
     if constexpr (is_fixed_v<F>)
-      quantize_into(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.max_scratch);
+      quantize_into(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.maxima);
     else
       (void)rt, (void)t, (void)r, (void)rnd;
   }
   // The CPU's store_float_grads: fp32 as is (written in place, exponent 0); fixed formats as int32
-  // with one exponent (30 bits).
-  void store_gradient(runtime& rt, const device_buffer<float>& g, device_parameter<F>& p) {
-    p.grad_factor = 1.0f;
+  // with one exponent (30 bits) per parameter.
+  void store_gradients(runtime& rt, device_parameter<F>& gamma, device_parameter<F>& beta) {
+    gamma.grad_factor = beta.grad_factor = 1.0f;
     if constexpr (is_fixed_v<F>) {
-      if (p.grad_exp.size() != 1) p.grad_exp.resize(rt, 1);
-      quantize_into(rt, g, channels_, p.grad, p.grad_exp, (1 << 30) - 1, rounding::nearest_even, stream{}, max_scratch_);
+      for (auto* p : {&gamma, &beta})
+        if (p->grad_exp.size() != 1) p->grad_exp.resize(rt, 1);
+      quantize_pair_into<std::int32_t>(rt, {dgamma_, gamma.grad, gamma.grad_exp, stream{}},
+                                       {dbeta_, beta.grad, beta.grad_exp, stream{}}, channels_, (1 << 30) - 1,
+                                       rounding::nearest_even, maxima_);
     } else {
-      (void)rt, (void)g;
+      (void)rt;
     }
   }
 
   std::size_t channels_;
   device_buffer<float> mean_, invstd_, scale_, shift_, tscale_, tshift_, real_;
   device_buffer<float> dgamma_, dbeta_;  // fixed formats: the gradients before quantization
-  device_buffer<std::uint32_t> max_scratch_;
+  maximum_slots maxima_;  // fixed formats: of dgamma_ and dbeta_, where they are too many for one group
   device_buffer<std::conditional_t<is_fixed_v<F>, std::int64_t, float>> sums_;  // TSUM partials
   device_buffer<float> grad_sums_;
 };

@@ -2,7 +2,8 @@
 // The fixed formats' per-tensor quantization on an OpenCL device, bit for bit as the CPU backend's
 // quantize_dynamic and requantize_dynamic (pbnn/quantize.hpp), given the same stream: the
 // largest magnitude is reduced on the device and the exponent written there (device_tensor::exp).
-// Each call enqueues three commands and waits for none.
+// A small tensor takes one launch (one work-group finds its maximum and quantizes it), a larger one
+// two (the maximum over the device, then the quantization); none waits.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -34,6 +35,9 @@ struct exponent_sum {
 namespace detail {
 
 inline constexpr std::size_t reduction_group = 256;  // RED_WG of quantize_cl.hpp
+// Tensors up to this size are quantized by one work-group in one launch: at this size the launch
+// saved costs more than the parallelism given up.
+inline constexpr std::size_t one_group_limit = 16384;
 
 template <class Int>
 const cl::Program& quantize_program(runtime& rt) {
@@ -43,16 +47,19 @@ const cl::Program& quantize_program(runtime& rt) {
   return rt.program(source, options);
 }
 
-// Zeroes scratch, then reduces max |x| of n values into it.
+// Reduces max |x| of n values into the current slot of maxima (zero: see maximum_slots) and returns
+// the slot, which the quantization reads next; maxima moves on to the other slot.
 template <class T, class Int>
-void enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, device_buffer<std::uint32_t>& scratch) {
-  const cl_uint zero = 0;
-  check(rt.queue().enqueueFillBuffer(scratch.handle(), zero, 0, sizeof(cl_uint)), "clearing a maximum");
+cl_uint enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, maximum_slots& maxima) {
+  maxima.ensure(rt);
+  const cl_uint slot = maxima.current;
+  maxima.current ^= 1u;
   // Enough groups to fill a device, each work-item striding over the rest.
   const std::size_t groups = std::clamp<std::size_t>((n + reduction_group - 1) / reduction_group, 1, 1024);
   launch_range(rt, quantize_program<Int>(rt), std::is_same_v<T, float> ? "max_abs_float" : "max_abs_int",
                cl::NDRange(groups * reduction_group), cl::NDRange(reduction_group), x.handle(), checked_count(n),
-               scratch.handle());
+               maxima.slots.handle(), slot);
+  return slot;
 }
 
 }  // namespace detail
@@ -66,18 +73,54 @@ inline void sum_exponents(runtime& rt, const exponent_sum& e, device_buffer<int>
 }
 
 // dst[0, n) = src quantized into Int with the exponent (written to exp) that maps the largest
-// magnitude to at most qmax (pbnn::quantize_dynamic); max_scratch holds one uint.
+// magnitude to at most qmax (pbnn::quantize_dynamic); maxima: the destination's (maximum_slots).
 template <class Int>
 void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, device_buffer<Int>& dst,
-                   device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd,
-                   device_buffer<std::uint32_t>& max_scratch) {
+                   device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd, maximum_slots& maxima) {
   if (src.size() < n || dst.size() < n || exp.size() != 1)
     throw std::invalid_argument("pbnn::opencl::quantize_into: buffers smaller than the count");
-  max_scratch.resize(rt, 1);
-  detail::enqueue_max_abs<float, Int>(rt, src, n, max_scratch);
+  const cl_int stochastic = mode == rounding::stochastic;
+  const auto key = static_cast<cl_uint>(rnd.key);
+  if (n <= detail::one_group_limit) {
+    // The second tensor's arguments repeat the first's; the one group never reads them.
+    detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(detail::reduction_group),
+                         cl::NDRange(detail::reduction_group), src.handle(), detail::checked_count(n), dst.handle(),
+                         exp.handle(), key, src.handle(), detail::checked_count(n), dst.handle(), exp.handle(), key,
+                         cl_int{qmax}, stochastic);
+    return;
+  }
+  const cl_uint slot = detail::enqueue_max_abs<float, Int>(rt, src, n, maxima);
   detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
-                 max_scratch.handle(), dst.handle(), exp.handle(), cl_int{qmax}, static_cast<cl_uint>(rnd.key),
-                 cl_int{mode == rounding::stochastic});
+                 maxima.slots.handle(), slot, dst.handle(), exp.handle(), cl_int{qmax}, key, stochastic);
+}
+
+// One tensor quantized into Int by quantize_pair_into: n values of src into dst, exponent into exp.
+template <class Int>
+struct quantize_target {
+  const device_buffer<float>& src;
+  device_buffer<Int>& dst;
+  device_buffer<int>& exp;
+  stream rnd;
+};
+
+// quantize_into for two tensors of n values each, in one launch where they are small (a batch
+// norm's two parameter gradients).
+template <class Int>
+void quantize_pair_into(runtime& rt, const quantize_target<Int>& a, const quantize_target<Int>& b, std::size_t n,
+                        std::int32_t qmax, rounding mode, maximum_slots& maxima) {
+  if (n > detail::one_group_limit) {
+    quantize_into(rt, a.src, n, a.dst, a.exp, qmax, mode, a.rnd, maxima);
+    quantize_into(rt, b.src, n, b.dst, b.exp, qmax, mode, b.rnd, maxima);
+    return;
+  }
+  for (const auto* t : {&a, &b})
+    if (t->src.size() < n || t->dst.size() < n || t->exp.size() != 1)
+      throw std::invalid_argument("pbnn::opencl::quantize_pair_into: buffers smaller than the count");
+  const auto count = detail::checked_count(n);
+  detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(2 * detail::reduction_group),
+                       cl::NDRange(detail::reduction_group), a.src.handle(), count, a.dst.handle(), a.exp.handle(),
+                       static_cast<cl_uint>(a.rnd.key), b.src.handle(), count, b.dst.handle(), b.exp.handle(),
+                       static_cast<cl_uint>(b.rnd.key), cl_int{qmax}, cl_int{mode == rounding::stochastic});
 }
 
 // dst (already sized to n = dst.size()) = src quantized with the exponent that maps its largest
@@ -85,7 +128,7 @@ void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, 
 template <class Format>
 void quantize_dynamic(runtime& rt, const device_buffer<float>& src, device_tensor<Format>& dst, rounding mode,
                       stream rnd) {
-  quantize_into(rt, src, dst.size(), dst.data, dst.exp, format_traits<Format>::operand_max, mode, rnd, dst.max_scratch);
+  quantize_into(rt, src, dst.size(), dst.data, dst.exp, format_traits<Format>::operand_max, mode, rnd, dst.maxima);
 }
 
 // dst (already sized to n = dst.size()) = int32 sums acc, of exponent `exponent`, requantized with the
@@ -97,13 +140,22 @@ void requantize_dynamic(runtime& rt, const device_buffer<std::int32_t>& acc, con
   const std::size_t n = dst.size();
   if (acc.size() < n) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums are fewer than the tensor");
   if (!exponent.a) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums' exponent has no source");
-  detail::enqueue_max_abs<std::int32_t, Int>(rt, acc, n, dst.max_scratch);
-  // Without a second exponent source the kernel does not read exp_b: any valid buffer will do.
+  // Without a second exponent source the kernels do not read exp_b: any valid buffer will do.
+  const auto& exp_b = exponent.b ? *exponent.b : *exponent.a;
+  const cl_int use_b = exponent.b != nullptr, qmax = format_traits<Format>::operand_max;
+  const cl_int stochastic = mode == rounding::stochastic;
+  const auto key = static_cast<cl_uint>(rnd.key);
+  if (n <= detail::one_group_limit) {
+    detail::launch_range(rt, detail::quantize_program<Int>(rt), "requantize_small", cl::NDRange(detail::reduction_group),
+                         cl::NDRange(detail::reduction_group), acc.handle(), detail::checked_count(n),
+                         exponent.a->handle(), exp_b.handle(), use_b, cl_int{exponent.constant}, dst.data.handle(),
+                         dst.exp.handle(), qmax, key, stochastic);
+    return;
+  }
+  const cl_uint slot = detail::enqueue_max_abs<std::int32_t, Int>(rt, acc, n, dst.maxima);
   detail::launch(rt, detail::quantize_program<Int>(rt), "requantize", n, acc.handle(), detail::checked_count(n),
-                 exponent.a->handle(), (exponent.b ? exponent.b : exponent.a)->handle(), cl_int{exponent.b != nullptr},
-                 cl_int{exponent.constant}, dst.max_scratch.handle(), dst.data.handle(), dst.exp.handle(),
-                 cl_int{format_traits<Format>::operand_max}, static_cast<cl_uint>(rnd.key),
-                 cl_int{mode == rounding::stochastic});
+                 exponent.a->handle(), exp_b.handle(), use_b, cl_int{exponent.constant}, dst.maxima.slots.handle(),
+                 slot, dst.data.handle(), dst.exp.handle(), qmax, key, stochastic);
 }
 
 }  // namespace pbnn::opencl

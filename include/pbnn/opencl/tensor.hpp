@@ -13,6 +13,20 @@
 
 namespace pbnn::opencl {
 
+// The largest magnitudes a tensor's quantizations reduce into (quantize.hpp): two slots, used in
+// turn, each cleared by the quantization that uses the other, so that none needs a command of its
+// own to clear it. Zeroed on allocation.
+struct maximum_slots {
+  device_buffer<std::uint32_t> slots;
+  std::uint32_t current = 0;
+
+  void ensure(runtime& rt) {
+    if (slots.size() == 2) return;
+    ensure_zeroed(rt, slots, 2, "clearing the maxima of a quantization");
+    current = 0;
+  }
+};
+
 template <class Format>
 struct device_tensor {
   using format = Format;
@@ -21,7 +35,7 @@ struct device_tensor {
   device_buffer<value_type> data;
   // One int. fp32: 0 from allocation on and never set otherwise, so layers do not reset it.
   device_buffer<int> exp;
-  device_buffer<std::uint32_t> max_scratch;  // the largest magnitude, while an exponent is chosen
+  maximum_slots maxima;  // fixed formats: the largest magnitude, while an exponent is chosen
 
   std::size_t rows() const noexcept { return rows_; }
   std::size_t cols() const noexcept { return cols_; }
@@ -34,7 +48,7 @@ struct device_tensor {
       const int zero = 0;
       exp.upload(rt, &zero, 1);
     }
-    max_scratch.resize(rt, 1);
+    if constexpr (is_fixed_v<Format>) maxima.ensure(rt);
   }
 
   // Blocking transfers, for tests and metrics.

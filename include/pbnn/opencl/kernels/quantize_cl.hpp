@@ -3,10 +3,14 @@
 // (pbnn/quantize.hpp, pbnn/random.hpp). The exponents stay on the device: a tensor's exponent is an
 // int in a buffer of its own, written by the kernel that chooses it and read by the kernels after
 // it, so a step never waits for the host.
-//   max_abs_int / max_abs_float  atomic_max of |x| (as uint bits for floats) into a zeroed uint
+//   max_abs_int / max_abs_float  atomic_max of |x| (as uint bits for floats) into maxima[slot], zero
 //   requantize  int32 sums (value = acc 2^(exp_a [+ exp_b] + exp_c)) -> TQ with the smallest shift >= 0
 //               that fits qmax; nearest-even or stochastic rounding
 //   quantize    floats -> TQ with the exponent that maps the largest magnitude to at most qmax
+//   Both read maxima[slot] and clear maxima[slot ^ 1], which the tensor's next quantization reduces
+//   into: no command of its own clears a maximum.
+//   requantize_small / quantize_small  the same in one work-group per tensor, maximum included (one
+//               launch for a small tensor; quantize_small takes two tensors, one per group)
 // Build options: -DTQ=char|short|int.
 namespace pbnn::opencl::kernels {
 
@@ -17,9 +21,9 @@ inline constexpr const char* quantize_source = R"CLC(
 
 // hash32 and hash_uniform come from random_cl.hpp (prepended by the host).
 
-// Work-group maximum, then one atomic per group. The loops have the same trip count in every
-// work-item of a group (barriers stay uniform).
-void group_max_to(uint mine, __local uint* scratch, volatile __global uint* out) {
+// The work-group's maximum of mine, returned to every work-item. The loops have the same trip count
+// in every work-item of a group (barriers stay uniform).
+uint group_max(uint mine, __local uint* scratch) {
   const int lid = get_local_id(0);
   scratch[lid] = mine;
   barrier(CLK_LOCAL_MEM_FENCE);
@@ -27,25 +31,26 @@ void group_max_to(uint mine, __local uint* scratch, volatile __global uint* out)
     if (lid < s) scratch[lid] = max(scratch[lid], scratch[lid + s]);
     barrier(CLK_LOCAL_MEM_FENCE);
   }
-  if (lid == 0) atomic_max(out, scratch[0]);
+  return scratch[0];
 }
 
-__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
-void max_abs_int(__global const int* x, const uint n, volatile __global uint* out) {
-  __local uint scratch[RED_WG];
-  uint m = 0;
-  for (uint i = get_global_id(0); i < n; i += get_global_size(0)) m = max(m, abs(x[i]));
-  group_max_to(m, scratch, out);
-}
+// |x| of an int32 sum (2^31 for INT_MIN) and, for non-negative floats, the IEEE bit pattern, which
+// orders like the value.
+uint abs_bits_int(int x) { return abs(x); }
+uint abs_bits_float(float x) { return as_uint(fabs(x)); }
 
-// For non-negative floats the IEEE bit pattern orders like the value.
-__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
-void max_abs_float(__global const float* x, const uint n, volatile __global uint* out) {
-  __local uint scratch[RED_WG];
-  uint m = 0;
-  for (uint i = get_global_id(0); i < n; i += get_global_size(0)) m = max(m, as_uint(fabs(x[i])));
-  group_max_to(m, scratch, out);
-}
+// One atomic per group into maxima[slot].
+#define MAX_ABS_KERNEL(NAME, T, BITS)                                                              \
+  __kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))                                     \
+  void NAME(__global const T* x, const uint n, volatile __global uint* maxima, const uint slot) {  \
+    __local uint scratch[RED_WG];                                                                  \
+    uint m = 0;                                                                                    \
+    for (uint i = get_global_id(0); i < n; i += get_global_size(0)) m = max(m, BITS(x[i]));        \
+    m = group_max(m, scratch);                                                                     \
+    if (get_local_id(0) == 0) atomic_max(maxima + slot, m);                                        \
+  }
+MAX_ABS_KERNEL(max_abs_int, int, abs_bits_int)
+MAX_ABS_KERNEL(max_abs_float, float, abs_bits_float)
 
 // pbnn::detail::shift_for(maxabs, qmax, 0).
 int shift_for(ulong maxabs, int qmax) {
@@ -54,20 +59,38 @@ int shift_for(ulong maxabs, int qmax) {
   return s;
 }
 
-__kernel void requantize(__global const int* acc, const uint n, __global const int* exp_a,
-                         __global const int* exp_b, const int use_b, const int exp_c, __global const uint* maxabs,
-                         __global TQ* dst, __global int* exp_out, const int qmax, const uint key,
-                         const int stochastic) {
-  const int shift = shift_for(maxabs[0], qmax);
-  const uint i = get_global_id(0);
-  if (i == 0) exp_out[0] = exp_a[0] + (use_b ? exp_b[0] : 0) + exp_c + shift;
-  if (i >= n) return;
-  const long v = acc[i];
+TQ requantized(long v, uint i, int shift, int qmax, uint key, int stochastic) {
   long q;
   if (shift == 0) q = v;
   else if (stochastic && shift <= 31) q = (v + (long)(hash32(key, i) & ((1u << shift) - 1u))) >> shift;
   else q = (v + (1l << (shift - 1)) - 1 + ((v >> shift) & 1)) >> shift;
-  dst[i] = (TQ)clamp(q, (long)-qmax, (long)qmax);
+  return (TQ)clamp(q, (long)-qmax, (long)qmax);
+}
+
+__kernel void requantize(__global const int* acc, const uint n, __global const int* exp_a,
+                         __global const int* exp_b, const int use_b, const int exp_c, __global uint* maxima,
+                         const uint slot, __global TQ* dst, __global int* exp_out, const int qmax, const uint key,
+                         const int stochastic) {
+  const int shift = shift_for(maxima[slot], qmax);
+  const uint i = get_global_id(0);
+  if (i == 0) {
+    exp_out[0] = exp_a[0] + (use_b ? exp_b[0] : 0) + exp_c + shift;
+    maxima[slot ^ 1u] = 0;
+  }
+  if (i < n) dst[i] = requantized(acc[i], i, shift, qmax, key, stochastic);
+}
+
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void requantize_small(__global const int* acc, const uint n, __global const int* exp_a, __global const int* exp_b,
+                      const int use_b, const int exp_c, __global TQ* dst, __global int* exp_out, const int qmax,
+                      const uint key, const int stochastic) {
+  __local uint scratch[RED_WG];
+  const uint lid = get_local_id(0);
+  uint m = 0;
+  for (uint i = lid; i < n; i += RED_WG) m = max(m, abs_bits_int(acc[i]));
+  const int shift = shift_for(group_max(m, scratch), qmax);
+  if (lid == 0) exp_out[0] = exp_a[0] + (use_b ? exp_b[0] : 0) + exp_c + shift;
+  for (uint i = lid; i < n; i += RED_WG) dst[i] = requantized(acc[i], i, shift, qmax, key, stochastic);
 }
 
 // The 64-bit sums narrowed to int32 with the smallest right shift (nearest even) that fits, and
@@ -110,16 +133,39 @@ int exponent_for(float maxabs, int qmax) {
   return e;
 }
 
-__kernel void quantize(__global const float* src, const uint n, __global const uint* maxabs_bits,
+TQ quantized(float x, uint i, int e, int qmax, uint key, int stochastic) {
+  const float lim = (float)qmax;
+  x *= ldexp(1.0f, -e);
+  return (TQ)(stochastic ? clamp(floor(x + hash_uniform(key, i)), -lim, lim) : rint(clamp(x, -lim, lim)));
+}
+
+__kernel void quantize(__global const float* src, const uint n, __global uint* maxima, const uint slot,
                        __global TQ* dst, __global int* exp_out, const int qmax, const uint key,
                        const int stochastic) {
-  const int e = exponent_for(as_float(maxabs_bits[0]), qmax);
+  const int e = exponent_for(as_float(maxima[slot]), qmax);
   const uint i = get_global_id(0);
-  if (i == 0) exp_out[0] = e;
-  if (i >= n) return;
-  const float scale = ldexp(1.0f, -e), lim = (float)qmax;
-  const float x = src[i] * scale;
-  dst[i] = (TQ)(stochastic ? clamp(floor(x + hash_uniform(key, i)), -lim, lim) : rint(clamp(x, -lim, lim)));
+  if (i == 0) {
+    exp_out[0] = e;
+    maxima[slot ^ 1u] = 0;
+  }
+  if (i < n) dst[i] = quantized(src[i], i, e, qmax, key, stochastic);
+}
+
+// Group g quantizes tensor g: (src0, n0, dst0, exp0, key0) or (src1, ...).
+__kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
+void quantize_small(__global const float* src0, const uint n0, __global TQ* dst0, __global int* exp0,
+                    const uint key0, __global const float* src1, const uint n1, __global TQ* dst1,
+                    __global int* exp1, const uint key1, const int qmax, const int stochastic) {
+  __local uint scratch[RED_WG];
+  const int second = get_group_id(0) == 1;
+  __global const float* src = second ? src1 : src0;
+  __global TQ* dst = second ? dst1 : dst0;
+  const uint n = second ? n1 : n0, key = second ? key1 : key0, lid = get_local_id(0);
+  uint m = 0;
+  for (uint i = lid; i < n; i += RED_WG) m = max(m, abs_bits_float(src[i]));
+  const int e = exponent_for(as_float(group_max(m, scratch)), qmax);
+  if (lid == 0) (second ? exp1 : exp0)[0] = e;
+  for (uint i = lid; i < n; i += RED_WG) dst[i] = quantized(src[i], i, e, qmax, key, stochastic);
 }
 )CLC";
 
