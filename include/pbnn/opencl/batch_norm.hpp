@@ -32,6 +32,7 @@ class device_batch_norm {
  public:
   static constexpr float eps = 1e-5f, momentum = 0.1f;  // the CPU layer's
   static constexpr std::size_t tile_channels = 32, tile_rows = 8;  // BN_CT, BN_RW of the kernels
+  static constexpr std::size_t elementwise_group = 256;           // BN_EW
 
   device_batch_norm(runtime& rt, std::size_t channels) : channels_(channels) {
     const std::vector<float> zeros(channels, 0.0f), ones(channels, 1.0f);
@@ -76,9 +77,10 @@ class device_batch_norm {
   void forward(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) {
     y.resize(rt, x.rows(), x.cols());
     device_buffer<float>& out = real_output(rt, y, x.size());
-    detail::launch(rt, program(rt), "bn_affine", x.size(), x.data.handle(), detail::checked_count(x.size()),
-                   detail::checked_count(channels_), scale_.handle(), shift_.handle(), out.handle());
-    store(rt, y, rounding::nearest_even, stream{});
+    const maximum_reservation reserved = reserve(rt, y);
+    launch_elementwise(rt, "bn_affine", x.size(), reserved, y, x.data.handle(), detail::checked_count(x.size()),
+                       detail::checked_count(channels_), scale_.handle(), shift_.handle(), out.handle());
+    store(rt, y, rounding::nearest_even, stream{}, reserved);
   }
 
   // sign(BN(x)) as +-1 by comparison against the thresholds of the last statistics.
@@ -123,11 +125,12 @@ class device_batch_norm {
     if (!dx) return;
     dx->resize(rt, x.rows(), x.cols());
     device_buffer<float>& out = real_output(rt, *dx, x.size());
-    detail::launch(rt, program(rt), "bn_grad_input", x.size(), x.data.handle(), x.exp.handle(), dy.data.handle(),
-                   dy.exp.handle(), detail::checked_count(x.size()), detail::checked_count(channels_),
-                   gamma.value.handle(), cl_int{gamma.exp}, mean_.handle(), invstd_.handle(), dgamma.handle(),
-                   dbeta.handle(), out.handle());
-    if constexpr (is_fixed_v<F>) store(rt, *dx, format_traits<F>::error_rounding, rnd);
+    const maximum_reservation reserved = reserve(rt, *dx);
+    launch_elementwise(rt, "bn_grad_input", x.size(), reserved, *dx, x.data.handle(), x.exp.handle(),
+                       dy.data.handle(), dy.exp.handle(), detail::checked_count(x.size()),
+                       detail::checked_count(channels_), gamma.value.handle(), cl_int{gamma.exp}, mean_.handle(),
+                       invstd_.handle(), dgamma.handle(), dbeta.handle(), out.handle());
+    if constexpr (is_fixed_v<F>) store(rt, *dx, format_traits<F>::error_rounding, rnd, reserved);
   }
 
  private:
@@ -194,12 +197,30 @@ class device_batch_norm {
       return t.data;
     }
   }
-  // fp32 results are in place already, exponent 0 (tensor.hpp).
-  void store(runtime& rt, device_tensor<F>& t, rounding r, stream rnd) {
+  // Fixed formats: where the element-wise kernel that writes t's float values reduces their largest
+  // magnitude for store (none in fp32).
+  maximum_reservation reserve(runtime& rt, device_tensor<F>& t) {
     if constexpr (is_fixed_v<F>)
-      quantize_into(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.maxima);
+      return reserve_maximum(rt, t.size(), t.maxima);
     else
-      (void)rt, (void)t, (void)r, (void)rnd;
+      return (void)rt, (void)t, maximum_reservation{};
+  }
+  // An element-wise kernel writing t's values (fixed formats: reducing their maximum as reserved).
+  template <class... Args>
+  void launch_elementwise(runtime& rt, const char* kernel, std::size_t n, maximum_reservation reserved,
+                          device_tensor<F>& t, const Args&... args) {
+    if constexpr (is_fixed_v<F>)
+      detail::launch_range(rt, program(rt), kernel, detail::elementwise_range(n), cl::NDRange(elementwise_group),
+                           args..., t.maxima.slots.handle(), reserved.slot, reserved.in_slot);
+    else
+      (void)reserved, (void)t, detail::launch(rt, program(rt), kernel, n, args...);
+  }
+  // fp32 results are in place already, exponent 0 (tensor.hpp).
+  void store(runtime& rt, device_tensor<F>& t, rounding r, stream rnd, maximum_reservation reserved) {
+    if constexpr (is_fixed_v<F>)
+      quantize_reserved(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.maxima, reserved);
+    else
+      (void)rt, (void)t, (void)r, (void)rnd, (void)reserved;
   }
   // The CPU's store_float_grads: fp32 as is (written in place, exponent 0); fixed formats as int32
   // with one exponent (30 bits) per parameter.

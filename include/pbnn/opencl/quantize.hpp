@@ -47,19 +47,15 @@ const cl::Program& quantize_program(runtime& rt) {
   return rt.program(source, options);
 }
 
-// Reduces max |x| of n values into the current slot of maxima (zero: see maximum_slots) and returns
-// the slot, which the quantization reads next; maxima moves on to the other slot.
+// Reduces max |x| of n values into maxima[slot].
 template <class T, class Int>
-cl_uint enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, maximum_slots& maxima) {
-  maxima.ensure(rt);
-  const cl_uint slot = maxima.current;
-  maxima.current ^= 1u;
+void enqueue_max_abs(runtime& rt, const device_buffer<T>& x, std::size_t n, const device_buffer<std::uint32_t>& maxima,
+                     cl_uint slot) {
   // Enough groups to fill a device, each work-item striding over the rest.
   const std::size_t groups = std::clamp<std::size_t>((n + reduction_group - 1) / reduction_group, 1, 1024);
   launch_range(rt, quantize_program<Int>(rt), std::is_same_v<T, float> ? "max_abs_float" : "max_abs_int",
                cl::NDRange(groups * reduction_group), cl::NDRange(reduction_group), x.handle(), checked_count(n),
-               maxima.slots.handle(), slot);
-  return slot;
+               maxima.handle(), slot);
 }
 
 }  // namespace detail
@@ -72,16 +68,32 @@ inline void sum_exponents(runtime& rt, const exponent_sum& e, device_buffer<int>
                  (e.b ? e.b : e.a)->handle(), cl_int{e.b != nullptr}, cl_int{e.constant}, out.handle());
 }
 
-// dst[0, n) = src quantized into Int with the exponent (written to exp) that maps the largest
-// magnitude to at most qmax (pbnn::quantize_dynamic); maxima: the destination's (maximum_slots).
+// Where the largest magnitude of a tensor of n values, quantized next, is reduced: for a tensor
+// quantized in two launches (n > one_group_limit), a slot of its maxima (see maximum_slots), which
+// maxima leaves for the next quantization; none for a smaller one, which its one launch reduces.
+struct maximum_reservation {
+  cl_uint slot = 0;
+  cl_int in_slot = 0;
+};
+inline maximum_reservation reserve_maximum(runtime& rt, std::size_t n, maximum_slots& maxima) {
+  if (n <= detail::one_group_limit) return {};
+  maxima.ensure(rt);
+  const cl_uint slot = maxima.current;
+  maxima.current ^= 1u;
+  return {slot, 1};
+}
+
+// quantize_into where the kernel that wrote src has already reduced max |src| as reserved (the
+// slot's maximum must be complete; a reservation without a slot reduces here).
 template <class Int>
-void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, device_buffer<Int>& dst,
-                   device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd, maximum_slots& maxima) {
+void quantize_reserved(runtime& rt, const device_buffer<float>& src, std::size_t n, device_buffer<Int>& dst,
+                       device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd,
+                       const maximum_slots& maxima, maximum_reservation reserved) {
   if (src.size() < n || dst.size() < n || exp.size() != 1)
     throw std::invalid_argument("pbnn::opencl::quantize_into: buffers smaller than the count");
   const cl_int stochastic = mode == rounding::stochastic;
   const auto key = static_cast<cl_uint>(rnd.key);
-  if (n <= detail::one_group_limit) {
+  if (!reserved.in_slot) {
     // The second tensor's arguments repeat the first's; the one group never reads them.
     detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(detail::reduction_group),
                          cl::NDRange(detail::reduction_group), src.handle(), detail::checked_count(n), dst.handle(),
@@ -89,9 +101,20 @@ void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, 
                          cl_int{qmax}, stochastic);
     return;
   }
-  const cl_uint slot = detail::enqueue_max_abs<float, Int>(rt, src, n, maxima);
   detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
-                 maxima.slots.handle(), slot, dst.handle(), exp.handle(), cl_int{qmax}, key, stochastic);
+                 maxima.slots.handle(), reserved.slot, dst.handle(), exp.handle(), cl_int{qmax}, key, stochastic);
+}
+
+// dst[0, n) = src quantized into Int with the exponent (written to exp) that maps the largest
+// magnitude to at most qmax (pbnn::quantize_dynamic); maxima: the destination's (maximum_slots).
+template <class Int>
+void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, device_buffer<Int>& dst,
+                   device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd, maximum_slots& maxima) {
+  if (src.size() < n || dst.size() < n || exp.size() != 1)
+    throw std::invalid_argument("pbnn::opencl::quantize_into: buffers smaller than the count");
+  const maximum_reservation reserved = reserve_maximum(rt, n, maxima);
+  if (reserved.in_slot) detail::enqueue_max_abs<float, Int>(rt, src, n, maxima.slots, reserved.slot);
+  quantize_reserved(rt, src, n, dst, exp, qmax, mode, rnd, maxima, reserved);
 }
 
 // One tensor quantized into Int by quantize_pair_into: n values of src into dst, exponent into exp.
@@ -152,10 +175,11 @@ void requantize_dynamic(runtime& rt, const device_buffer<std::int32_t>& acc, con
                          dst.exp.handle(), qmax, key, stochastic);
     return;
   }
-  const cl_uint slot = detail::enqueue_max_abs<std::int32_t, Int>(rt, acc, n, dst.maxima);
+  const maximum_reservation reserved = reserve_maximum(rt, n, dst.maxima);
+  detail::enqueue_max_abs<std::int32_t, Int>(rt, acc, n, dst.maxima.slots, reserved.slot);
   detail::launch(rt, detail::quantize_program<Int>(rt), "requantize", n, acc.handle(), detail::checked_count(n),
                  exponent.a->handle(), exp_b.handle(), use_b, cl_int{exponent.constant}, dst.maxima.slots.handle(),
-                 slot, dst.data.handle(), dst.exp.handle(), qmax, key, stochastic);
+                 reserved.slot, dst.data.handle(), dst.exp.handle(), qmax, key, stochastic);
 }
 
 }  // namespace pbnn::opencl

@@ -131,12 +131,42 @@ void bn_statistics_finish(__global const TSUM* partial, const uint slices, const
   if (get_local_id(1) == 0 && c < C) bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
 }
 
+#if FIXED
+// The float results of bn_affine and bn_grad_input are quantized next. For a tensor quantized in two
+// launches (opencl/quantize.hpp), the kernel reduces their largest magnitude as it writes them, into
+// maxima[slot], in place of a max_abs_float pass: groups of BN_EW work-items (the host launches them
+// so), the bits of |value| as max_abs_float takes them, skipped where track_max is 0 (uniform).
+#define BN_EW 256
+#define MAXIMUM_ARGS , volatile __global uint* maxima, const uint slot, const int track_max
+void group_max_into(float value, __local uint* scratch, volatile __global uint* maxima, uint slot, int track_max) {
+  if (!track_max) return;
+  const uint lid = get_local_id(0);
+  scratch[lid] = as_uint(fabs(value));
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (uint s = BN_EW / 2; s > 0; s >>= 1) {
+    if (lid < s) scratch[lid] = max(scratch[lid], scratch[lid + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (lid == 0) atomic_max(maxima + slot, scratch[0]);
+}
+#define TRACK_MAXIMUM(VALUE)      \
+  __local uint scratch[BN_EW];    \
+  group_max_into(VALUE, scratch, maxima, slot, track_max)
+#else
+#define MAXIMUM_ARGS
+#define TRACK_MAXIMUM(VALUE)
+#endif
+
 __kernel void bn_affine(__global const TQ* x, const uint n, const uint C, __global const float* scale,
-                        __global const float* shift, __global float* y) {
+                        __global const float* shift, __global float* y MAXIMUM_ARGS) {
   const uint i = get_global_id(0);
-  if (i >= n) return;
-  const uint c = i % C;
-  y[i] = scale[c] * (float)x[i] + shift[c];
+  float out = 0.0f;
+  if (i < n) {
+    const uint c = i % C;
+    out = scale[c] * (float)x[i] + shift[c];
+    y[i] = out;
+  }
+  TRACK_MAXIMUM(out);
 }
 
 // sign(BN(x)) by comparison: +1 where tscale x > tshift, else -1; exponent 0.
@@ -209,15 +239,20 @@ void bn_grad_params_finish(__global const float* partial, const uint slices, con
 __kernel void bn_grad_input(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
                             __global const int* dy_exp, const uint n, const uint C, __global const TQ* gamma,
                             const int param_exp, __global const float* mean, __global const float* invstd,
-                            __global const float* dgamma, __global const float* dbeta, __global float* dx) {
+                            __global const float* dgamma, __global const float* dbeta,
+                            __global float* dx MAXIMUM_ARGS) {
   const uint i = get_global_id(0);
-  if (i >= n) return;
-  const uint c = i % C;
-  const float is = invstd[c];
-  const float xhat = (float)x[i] * (ldexp(1.0f, x_exp[0]) * is) + (-mean[c] * is);
-  const float g = (float)dy[i] * ldexp(1.0f, dy_exp[0]);
-  const float k = (float)gamma[c] * ldexp(1.0f, param_exp) * is;
-  dx[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
+  float out = 0.0f;
+  if (i < n) {
+    const uint c = i % C;
+    const float is = invstd[c];
+    const float xhat = (float)x[i] * (ldexp(1.0f, x_exp[0]) * is) + (-mean[c] * is);
+    const float g = (float)dy[i] * ldexp(1.0f, dy_exp[0]);
+    const float k = (float)gamma[c] * ldexp(1.0f, param_exp) * is;
+    out = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
+    dx[i] = out;
+  }
+  TRACK_MAXIMUM(out);
 }
 
 #if !FIXED
