@@ -1,10 +1,12 @@
 // Whole training steps of the Table 1 network on an OpenCL device (issue 5): per format, scheme and
 // batch, milliseconds per step (pbnn::trainer::train_batches: host gather and upload, forward,
-// loss, backward, Adam; the device's work only ends at the pass's final read-back), seconds per
+// loss, backward, Adam; the device's work only ends at the pass's final read-back; the median over
+// calls of 20 steps each, so that a stall of the host now and then does not move it), seconds per
 // 50 000-image epoch, and, where nvidia-smi is on the PATH, the GPU's mean power during the timed
 // steps and joules per epoch. PBNN_OPENCL_PROFILE=1 adds the device time of each kernel per step.
 //
 //   pbnn_opencl_step --batches 8,256 --formats fp32,fixed8 --schemes prog,float [--device gpu] [--csv out.csv]
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -30,7 +32,8 @@ using clock_type = std::chrono::steady_clock;
 // Samples `nvidia-smi --query-gpu=power.draw` every 100 ms in a thread of its own.
 class power_sampler {
  public:
-  power_sampler() {
+  explicit power_sampler(bool enabled) {
+    if (!enabled) return;
     pipe_ = popen("nvidia-smi --query-gpu=power.draw --format=csv,noheader,nounits -lms 100 2>/dev/null", "r");
     if (!pipe_) return;
     reader_ = std::thread([this] {
@@ -73,7 +76,7 @@ class power_sampler {
 struct row {
   std::string format, scheme;
   std::size_t batch = 0, steps = 0;
-  double ms_per_step = 0, watts = -1;
+  double ms_per_step = 0, watts = -1;  // ms per step: the median call's
 };
 
 pbnn::dataset random_images(std::size_t count) {
@@ -105,12 +108,18 @@ row measure(const std::string& format, const std::string& scheme, std::size_t ba
   row r{format, scheme, batch};
   const auto t0 = clock_type::now();
   auto t1 = t0;
-  while (std::chrono::duration<double>(t1 - t0).count() < seconds) {
+  std::vector<double> call_ms;
+  while (std::chrono::duration<double>(t1 - t0).count() < seconds || call_ms.size() < 5) {
+    const auto start = t1;
     t.train_batches(data, per_call, 0);  // ends by reading the losses back: the steps are done
     r.steps += per_call;
     t1 = clock_type::now();
+    call_ms.push_back(std::chrono::duration<double, std::milli>(t1 - start).count());
   }
-  r.ms_per_step = std::chrono::duration<double, std::milli>(t1 - t0).count() / static_cast<double>(r.steps);
+  std::sort(call_ms.begin(), call_ms.end());
+  const std::size_t mid = call_ms.size() / 2;
+  const double median_call = call_ms.size() % 2 ? call_ms[mid] : 0.5 * (call_ms[mid - 1] + call_ms[mid]);
+  r.ms_per_step = median_call / static_cast<double>(per_call);
   r.watts = power.mean_watts(t0, t1);
   if (rt.profiling()) {
     const auto profile = rt.take_profile();
@@ -155,6 +164,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> formats{"fp32", "fixed16", "fixed8"}, schemes{"float", "det", "stoch", "bnn", "prog"};
   std::string device, csv;
   double seconds = 2.0;
+  bool sample_power = true;
   CLI::App app{"Training steps of the Table 1 network on an OpenCL device"};
   app.add_option("--batches", batches, "batch sizes")->delimiter(',')->capture_default_str();
   app.add_option("--formats", formats, "fp32, fixed16, fixed8")->delimiter(',')->capture_default_str();
@@ -162,12 +172,13 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "timed seconds per configuration")->capture_default_str();
   app.add_option("--device", device, "OpenCL device spec (default: $PBNN_OPENCL_DEVICE, else the first GPU)");
   app.add_option("--csv", csv, "write the rows to this CSV file too");
+  app.add_flag("--power,!--no-power", sample_power, "sample the GPU's power with nvidia-smi (default: on)");
   CLI11_PARSE(app, argc, argv);
   try {
     pbnn::opencl::set_default_device(device);
     fmt::print("device: {}\nint8 and fp32 (3xTF32) GEMMs on tensor cores: {}\n", pbnn::opencl::default_runtime().device().label(),
                pbnn::opencl::tensor_core_gemms(pbnn::opencl::default_runtime()) ? "yes" : "no");
-    power_sampler power;
+    power_sampler power(sample_power);
     std::vector<row> rows;
     for (const std::size_t b : batches)
       for (const auto& f : formats) {
