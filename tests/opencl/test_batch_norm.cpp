@@ -169,3 +169,36 @@ TEST_CASE("OpenCL fp32 batch norm fused with the activation after it computes wh
     CHECK(close(beta2.grad.download(*rt), beta.grad.download(*rt)) == 0);
   }
 }
+
+TEMPLATE_TEST_CASE("OpenCL fixed batch norm with the progressive activation in its quantizing pass computes "
+                   "what the two layers do",
+                   "[opencl][batch_norm]", fixed<8>, fixed<16>) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  constexpr std::size_t C = 40;
+  // 4 000 values: one launch quantizes them; 40 000: the maximum comes from the affine pass.
+  const std::size_t B = GENERATE(100, 1000);
+  CAPTURE(B);
+  batch_norm_layer<policy<TestType, progressive<>>, shape<C>, 0> bn;
+  rng g(9);
+  bn.init(g);
+  const auto x = random_tensor<TestType>(B, C, -1.5f, 2.5f, g);
+  const auto x_dev = test_opencl::to_device(*rt, x);
+  auto gamma = opencl::device_parameter<TestType>::from_host(*rt, bn.gamma());
+  auto beta = opencl::device_parameter<TestType>::from_host(*rt, bn.beta());
+  for (const float v : {1.0f, 3.0f, 40.0f}) {
+    CAPTURE(v);
+    opencl::device_batch_norm<TestType> separate(*rt, C), fused(*rt, C);
+    opencl::device_tensor<TestType> y, theta, y2, theta2;
+    separate.statistics(*rt, x_dev, gamma, beta, mode::train);
+    separate.forward(*rt, x_dev, y);
+    theta.resize(*rt, B, C);
+    opencl::clamp_scale<TestType>(*rt, y.data, y.exp, y.size(), v, theta.data, theta.exp);
+    fused.statistics(*rt, x_dev, gamma, beta, mode::train);
+    fused.forward_progressive(*rt, x_dev, y2, theta2, v);
+    CHECK(y2.data.download(*rt) == y.data.download(*rt));
+    CHECK(y2.download_exp(*rt) == y.download_exp(*rt));
+    CHECK(theta2.data.download(*rt) == theta.data.download(*rt));
+    CHECK(theta2.download_exp(*rt) == theta.download_exp(*rt));
+  }
+}

@@ -10,8 +10,9 @@
 // A Call may also train a batch_norm and the activation after it as one operation each way, where
 // Call::fuses_batch_norm_with<ActivationLayer>() says so (and the activation is not the last layer;
 // a binary_act whose pair is a threshold comparison in this step excepted):
-//   call.forward_activated(bn, act, x, act_output, ctx)
-//   call.backward_activated(bn, act, x, d, with_dx, ctx)   d: the activation's dy in, bn's dx out
+//   call.forward_activated(bn, act, x, bn_output, act_output, ctx)   bn_output: where the
+//       normalized values go if Call keeps them (fixed formats), untouched otherwise
+//   call.backward_activated(bn, act, x, bn_output, d, with_dx, ctx)   d: the activation's dy in, bn's dx out
 // HostLayers is the CPU layer tuple the network's layers mirror (the folding is decided on it).
 #include <array>
 #include <cstddef>
@@ -88,7 +89,7 @@ class layer_passes {
     if constexpr (I < Depth) {
       if constexpr (trains_fused<I>()) {
         if (fused_now<I>(ctx)) {
-          call_.forward_activated(std::get<I>(layers_), std::get<I + 1>(layers_), x, outputs_[I + 1], ctx);
+          call_.forward_activated(std::get<I>(layers_), std::get<I + 1>(layers_), x, outputs_[I], outputs_[I + 1], ctx);
           return forward_from<I + 2>(outputs_[I + 1], ctx);
         }
       }
@@ -111,7 +112,8 @@ class layer_passes {
     if constexpr (I >= 1 && trains_fused<I - 1>()) {
       if (fused_now<I - 1>(ctx)) {  // the forward pass was fused too
         Tensor& d = grads_[(I + 1) % 2];  // written by layer I + 1: dy itself
-        call_.backward_activated(std::get<I - 1>(layers_), std::get<I>(layers_), input_of<I - 1>(), d, I > 1, ctx);
+        call_.backward_activated(std::get<I - 1>(layers_), std::get<I>(layers_), input_of<I - 1>(), outputs_[I - 1], d,
+                                 I > 1, ctx);
         if constexpr (I > 1) backward_from<I - 2>(d, ctx);
         return;
       }

@@ -74,13 +74,16 @@ class device_batch_norm {
   }
 
   // y = gamma (x - mean) invstd + beta with the last statistics; fixed formats round to nearest.
-  void forward(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) {
-    y.resize(rt, x.rows(), x.cols());
-    device_buffer<float>& out = real_output(rt, y, x.size());
-    const maximum_reservation reserved = reserve(rt, y);
-    launch_elementwise(rt, "bn_affine", x.size(), reserved, y, x.data.handle(), detail::checked_count(x.size()),
-                       detail::checked_count(channels_), scale_.handle(), shift_.handle(), out.handle());
-    store(rt, y, rounding::nearest_even, stream{}, reserved);
+  void forward(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) { affine(rt, x, y, nullptr); }
+
+  // Fixed formats' training of this batch norm followed by the progressive activation: y (which the
+  // activation's gradient reads) and out = clamp(v y, -1, 1) from one quantizing pass.
+  void forward_progressive(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y, device_tensor<F>& out, float v)
+    requires(is_fixed_v<F>)
+  {
+    out.resize(rt, x.rows(), x.cols());
+    const progressive_output<storage_t<F>> act{out.data, out.exp, v, format_traits<F>::unit_frac};
+    affine(rt, x, y, &act);
   }
 
   // sign(BN(x)) as +-1 by comparison against the thresholds of the last statistics.
@@ -137,6 +140,15 @@ class device_batch_norm {
   static const cl::Program& program(runtime& rt) {
     static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
     return rt.program(kernels::batch_norm_source, options);
+  }
+
+  void affine(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y, const progressive_output<storage_t<F>>* act) {
+    y.resize(rt, x.rows(), x.cols());
+    device_buffer<float>& out = real_output(rt, y, x.size());
+    const maximum_reservation reserved = reserve(rt, y);
+    launch_elementwise(rt, "bn_affine", x.size(), reserved, y, x.data.handle(), detail::checked_count(x.size()),
+                       detail::checked_count(channels_), scale_.handle(), shift_.handle(), out.handle());
+    store(rt, y, rounding::nearest_even, stream{}, reserved, act);
   }
 
   static constexpr cl_int no_activation = -1;  // bn_grad_params: dy is this layer's own output gradient
@@ -216,11 +228,13 @@ class device_batch_norm {
       (void)reserved, (void)t, detail::launch(rt, program(rt), kernel, n, args...);
   }
   // fp32 results are in place already, exponent 0 (tensor.hpp).
-  void store(runtime& rt, device_tensor<F>& t, rounding r, stream rnd, maximum_reservation reserved) {
+  void store(runtime& rt, device_tensor<F>& t, rounding r, stream rnd, maximum_reservation reserved,
+             const progressive_output<storage_t<F>>* act = nullptr) {
     if constexpr (is_fixed_v<F>)
-      quantize_reserved(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.maxima, reserved);
+      quantize_reserved(rt, real_, t.size(), t.data, t.exp, format_traits<F>::operand_max, r, rnd, t.maxima, reserved,
+                        act);
     else
-      (void)rt, (void)t, (void)r, (void)rnd, (void)reserved;
+      (void)rt, (void)t, (void)r, (void)rnd, (void)reserved, (void)act;
   }
   // The CPU's store_float_grads: fp32 as is (written in place, exponent 0); fixed formats as int32
   // with one exponent (30 bits) per parameter.

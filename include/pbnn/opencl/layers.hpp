@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -177,19 +178,31 @@ class device_layer<batch_norm_layer<P, In, N>> {
     const stream rnd = dx && detail::rounds_errors_stochastically<format>() ? ctx.next_stream() : stream{};
     bn_.backward(rt, x, dy, gamma_, beta_, dx, rnd);
   }
-  // fp32 training: this layer and the activation after it in one pass each way
-  // (device_batch_norm::forward_activate); the backward pass turns the activation's dy into this
-  // layer's dx in place.
-  void forward_activate(runtime& rt, const tensor& x, tensor& out, fused_activation act, context& ctx)
-    requires(!is_fixed_v<format>)
-  {
+  // Training of this layer and the activation after it: fp32 in one pass each way
+  // (device_batch_norm::forward_activate; y is not written), fixed formats with the progressive
+  // activation computed by the pass that quantizes y (device_batch_norm::forward_progressive). The
+  // backward pass turns the activation's dy into this layer's dx in place.
+  void forward_activate(runtime& rt, const tensor& x, tensor& y, tensor& out, fused_activation act, context& ctx) {
     statistics(rt, x, ctx);
-    bn_.forward_activate(rt, x, out, act, ctx.v);
+    if constexpr (is_fixed_v<format>) {
+      if (act != fused_activation::progressive)
+        throw std::logic_error("pbnn::opencl: a fixed-format batch norm fuses only the progressive activation");
+      bn_.forward_progressive(rt, x, y, out, ctx.v);
+    } else {
+      (void)y;
+      bn_.forward_activate(rt, x, out, act, ctx.v);
+    }
   }
-  void backward_through_activation(runtime& rt, const tensor& x, tensor& d, fused_activation act, bool with_dx)
-    requires(!is_fixed_v<format>)
-  {
-    bn_.backward_through_activation(rt, x, d, gamma_, beta_, act, with_dx);
+  void backward_through_activation(runtime& rt, const tensor& x, const tensor& y, tensor& d, fused_activation act,
+                                   bool with_dx, context& ctx) {
+    if constexpr (is_fixed_v<format>) {
+      (void)act;
+      straight_through(rt, y, d, masked_dy_);  // binary_act's backward, then this layer's
+      backward(rt, x, y, masked_dy_, with_dx ? &d : nullptr, ctx);
+    } else {
+      (void)y, (void)ctx;
+      bn_.backward_through_activation(rt, x, d, gamma_, beta_, act, with_dx);
+    }
   }
   void begin_calibration() noexcept { calibration_batches_ = 0; }
 
@@ -222,6 +235,7 @@ class device_layer<batch_norm_layer<P, In, N>> {
 
   device_parameter<format> gamma_, beta_;
   device_batch_norm<format> bn_;
+  tensor masked_dy_;  // fixed formats, fused with an activation: its dx, this layer's dy
   std::size_t calibration_batches_ = 0;
 };
 
@@ -279,11 +293,12 @@ class device_layer<binary_act_layer<P, In>> : public stateless_device_layer {
   using tensor = device_tensor<format>;
   device_layer(runtime&, binary_act_layer<P, In>&) {}
 
-  // After a batch norm, fp32 training computes this activation inside the normalization's passes
-  // (device_batch_norm::forward_activate) where its gradient is straight-through.
+  // After a batch norm, training computes this activation inside the normalization's passes where
+  // its gradient is straight-through: fp32 sign and progressive, fixed formats progressive (the
+  // device batch norm layer's forward_activate).
   static constexpr bool fuses_after_batch_norm = [] {
-    if constexpr (is_fixed_v<format>) return false;
-    else if constexpr (is_progressive_v<scheme>) return scheme::act_grad == activation_gradient::straight_through;
+    if constexpr (is_progressive_v<scheme>) return scheme::act_grad == activation_gradient::straight_through;
+    else if constexpr (is_fixed_v<format>) return false;
     else return std::is_same_v<scheme, pbnn::sign>;
   }();
   static constexpr fused_activation fused =

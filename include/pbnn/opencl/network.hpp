@@ -186,12 +186,13 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
       else return false;
     }
     template <class BatchNorm, class Activation>
-    void forward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& out, context& ctx) const {
-      bn.forward_activate(rt, x, out, Activation::fused, ctx);
+    void forward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& y, tensor& out, context& ctx) const {
+      bn.forward_activate(rt, x, y, out, Activation::fused, ctx);
     }
     template <class BatchNorm, class Activation>
-    void backward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& d, bool with_dx, context&) const {
-      bn.backward_through_activation(rt, x, d, Activation::fused, with_dx);
+    void backward_activated(BatchNorm& bn, Activation&, const tensor& x, const tensor& y, tensor& d, bool with_dx,
+                            context& ctx) const {
+      bn.backward_through_activation(rt, x, y, d, Activation::fused, with_dx, ctx);
     }
   };
   detail::layer_passes<typename host_type::layers_type, device_calls, layers_type, tensor, depth> passes() {

@@ -83,26 +83,55 @@ inline maximum_reservation reserve_maximum(runtime& rt, std::size_t n, maximum_s
   return {slot, 1};
 }
 
+// The progressive activation of a tensor as it is quantized: theta = clamp(v q 2^e, -1, 1) of its
+// values q 2^e, n values of the format's storage in units of 2^-unit_frac (binarize.hpp's
+// clamp_scale of the quantized tensor, in the same pass).
+template <class Int>
+struct progressive_output {
+  device_buffer<Int>& theta;
+  device_buffer<int>& exp;
+  float v;
+  int unit_frac;
+};
+
+namespace detail {
+// The kernels' trailing activation arguments: act's, or none (the destination stands in, unread).
+template <class Int>
+struct activation_args {
+  activation_args(const device_buffer<Int>& dst, const device_buffer<int>& exp, const progressive_output<Int>* act)
+      : theta(act ? act->theta.handle() : dst.handle()), theta_exp(act ? act->exp.handle() : exp.handle()),
+        v(act ? act->v : 0.0f), unit_frac(act ? act->unit_frac : 0), activate(act != nullptr) {}
+  const cl::Buffer &theta, &theta_exp;
+  float v;
+  cl_int unit_frac, activate;
+};
+}  // namespace detail
+
 // quantize_into where the kernel that wrote src has already reduced max |src| as reserved (the
-// slot's maximum must be complete; a reservation without a slot reduces here).
+// slot's maximum must be complete; a reservation without a slot reduces here); with act, the
+// progressive activation of the result too.
 template <class Int>
 void quantize_reserved(runtime& rt, const device_buffer<float>& src, std::size_t n, device_buffer<Int>& dst,
                        device_buffer<int>& exp, std::int32_t qmax, rounding mode, stream rnd,
-                       const maximum_slots& maxima, maximum_reservation reserved) {
-  if (src.size() < n || dst.size() < n || exp.size() != 1)
+                       const maximum_slots& maxima, maximum_reservation reserved,
+                       const progressive_output<Int>* act = nullptr) {
+  if (src.size() < n || dst.size() < n || exp.size() != 1 || (act && (act->theta.size() < n || act->exp.size() != 1)))
     throw std::invalid_argument("pbnn::opencl::quantize_into: buffers smaller than the count");
   const cl_int stochastic = mode == rounding::stochastic;
   const auto key = static_cast<cl_uint>(rnd.key);
+  const detail::activation_args<Int> a(dst, exp, act);
+  const auto count = detail::checked_count(n);
   if (!reserved.in_slot) {
     // The second tensor's arguments repeat the first's; the one group never reads them.
     detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(detail::reduction_group),
-                         cl::NDRange(detail::reduction_group), src.handle(), detail::checked_count(n), dst.handle(),
-                         exp.handle(), key, src.handle(), detail::checked_count(n), dst.handle(), exp.handle(), key,
-                         cl_int{qmax}, stochastic);
+                         cl::NDRange(detail::reduction_group), src.handle(), count, dst.handle(), exp.handle(), key,
+                         src.handle(), count, dst.handle(), exp.handle(), key, cl_int{qmax}, stochastic, a.theta,
+                         a.theta_exp, a.v, a.unit_frac, a.activate);
     return;
   }
-  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
-                 maxima.slots.handle(), reserved.slot, dst.handle(), exp.handle(), cl_int{qmax}, key, stochastic);
+  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), count, maxima.slots.handle(),
+                 reserved.slot, dst.handle(), exp.handle(), cl_int{qmax}, key, stochastic, a.theta, a.theta_exp, a.v,
+                 a.unit_frac, a.activate);
 }
 
 // dst[0, n) = src quantized into Int with the exponent (written to exp) that maps the largest
@@ -140,10 +169,12 @@ void quantize_pair_into(runtime& rt, const quantize_target<Int>& a, const quanti
     if (t->src.size() < n || t->dst.size() < n || t->exp.size() != 1)
       throw std::invalid_argument("pbnn::opencl::quantize_pair_into: buffers smaller than the count");
   const auto count = detail::checked_count(n);
+  const detail::activation_args<Int> none(a.dst, a.exp, nullptr);
   detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(2 * detail::reduction_group),
                        cl::NDRange(detail::reduction_group), a.src.handle(), count, a.dst.handle(), a.exp.handle(),
                        static_cast<cl_uint>(a.rnd.key), b.src.handle(), count, b.dst.handle(), b.exp.handle(),
-                       static_cast<cl_uint>(b.rnd.key), cl_int{qmax}, cl_int{mode == rounding::stochastic});
+                       static_cast<cl_uint>(b.rnd.key), cl_int{qmax}, cl_int{mode == rounding::stochastic}, none.theta,
+                       none.theta_exp, none.v, none.unit_frac, none.activate);
 }
 
 // dst (already sized to n = dst.size()) = src quantized with the exponent that maps its largest

@@ -11,6 +11,9 @@
 //   into: no command of its own clears a maximum.
 //   requantize_small / quantize_small  the same in one work-group per tensor, maximum included (one
 //               launch for a small tensor; quantize_small takes two tensors, one per group)
+//   quantize and quantize_small (its first tensor) also write, where `activate`, the progressive
+//   activation of the quantized values: theta = clamp(v q 2^e, -1, 1) in units of 2^-unit_frac, as
+//   binarize_cl.hpp's clamp_scale computes it from them.
 // Build options: -DTQ=char|short|int.
 namespace pbnn::opencl::kernels {
 
@@ -139,33 +142,55 @@ TQ quantized(float x, uint i, int e, int qmax, uint key, int stochastic) {
   return (TQ)(stochastic ? clamp(floor(x + hash_uniform(key, i)), -lim, lim) : rint(clamp(x, -lim, lim)));
 }
 
+// clamp(v q 2^e, -1, 1) in units of 2^-unit_frac: clamp_scale's fixed-point expression.
+TQ progressive_of(TQ q, int e, float v, int unit_frac) {
+  const float m = ldexp(v, e + unit_frac), lim = (float)(1 << unit_frac);
+  return (TQ)rint(clamp((float)q * m, -lim, lim));
+}
+
+#define ACTIVATION_ARGS \
+  __global TQ *theta, __global int *theta_exp, const float v, const int unit_frac, const int activate
+
 __kernel void quantize(__global const float* src, const uint n, __global uint* maxima, const uint slot,
                        __global TQ* dst, __global int* exp_out, const int qmax, const uint key,
-                       const int stochastic) {
+                       const int stochastic, ACTIVATION_ARGS) {
   const int e = exponent_for(as_float(maxima[slot]), qmax);
   const uint i = get_global_id(0);
   if (i == 0) {
     exp_out[0] = e;
     maxima[slot ^ 1u] = 0;
+    if (activate) theta_exp[0] = -unit_frac;
   }
-  if (i < n) dst[i] = quantized(src[i], i, e, qmax, key, stochastic);
+  if (i >= n) return;
+  const TQ q = quantized(src[i], i, e, qmax, key, stochastic);
+  dst[i] = q;
+  if (activate) theta[i] = progressive_of(q, e, v, unit_frac);
 }
 
-// Group g quantizes tensor g: (src0, n0, dst0, exp0, key0) or (src1, ...).
+// Group g quantizes tensor g: (src0, n0, dst0, exp0, key0) or (src1, ...); the activation is the
+// first tensor's.
 __kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
 void quantize_small(__global const float* src0, const uint n0, __global TQ* dst0, __global int* exp0,
                     const uint key0, __global const float* src1, const uint n1, __global TQ* dst1,
-                    __global int* exp1, const uint key1, const int qmax, const int stochastic) {
+                    __global int* exp1, const uint key1, const int qmax, const int stochastic, ACTIVATION_ARGS) {
   __local uint scratch[RED_WG];
   const int second = get_group_id(0) == 1;
   __global const float* src = second ? src1 : src0;
   __global TQ* dst = second ? dst1 : dst0;
   const uint n = second ? n1 : n0, key = second ? key1 : key0, lid = get_local_id(0);
+  const int act = activate && !second;
   uint m = 0;
   for (uint i = lid; i < n; i += RED_WG) m = max(m, abs_bits_float(src[i]));
   const int e = exponent_for(as_float(group_max(m, scratch)), qmax);
-  if (lid == 0) (second ? exp1 : exp0)[0] = e;
-  for (uint i = lid; i < n; i += RED_WG) dst[i] = quantized(src[i], i, e, qmax, key, stochastic);
+  if (lid == 0) {
+    (second ? exp1 : exp0)[0] = e;
+    if (act) theta_exp[0] = -unit_frac;
+  }
+  for (uint i = lid; i < n; i += RED_WG) {
+    const TQ q = quantized(src[i], i, e, qmax, key, stochastic);
+    dst[i] = q;
+    if (act) theta[i] = progressive_of(q, e, v, unit_frac);
+  }
 }
 )CLC";
 
