@@ -170,8 +170,8 @@ TEST_CASE("OpenCL fp32 batch norm fused with the activation after it computes wh
   }
 }
 
-TEMPLATE_TEST_CASE("OpenCL fixed batch norm with the progressive activation in its quantizing pass computes "
-                   "what the two layers do",
+TEMPLATE_TEST_CASE("OpenCL fixed batch norm with the progressive activation in its passes computes what the two "
+                   "layers do",
                    "[opencl][batch_norm]", fixed<8>, fixed<16>) {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
@@ -183,9 +183,12 @@ TEMPLATE_TEST_CASE("OpenCL fixed batch norm with the progressive activation in i
   rng g(9);
   bn.init(g);
   const auto x = random_tensor<TestType>(B, C, -1.5f, 2.5f, g);
+  const auto dy = random_tensor<TestType>(B, C, -0.3f, 0.3f, g);
   const auto x_dev = test_opencl::to_device(*rt, x);
   auto gamma = opencl::device_parameter<TestType>::from_host(*rt, bn.gamma());
   auto beta = opencl::device_parameter<TestType>::from_host(*rt, bn.beta());
+  auto gamma2 = opencl::device_parameter<TestType>::from_host(*rt, bn.gamma());
+  auto beta2 = opencl::device_parameter<TestType>::from_host(*rt, bn.beta());
   for (const float v : {1.0f, 3.0f, 40.0f}) {
     CAPTURE(v);
     opencl::device_batch_norm<TestType> separate(*rt, C), fused(*rt, C);
@@ -200,5 +203,18 @@ TEMPLATE_TEST_CASE("OpenCL fixed batch norm with the progressive activation in i
     CHECK(y2.download_exp(*rt) == y.download_exp(*rt));
     CHECK(theta2.data.download(*rt) == theta.data.download(*rt));
     CHECK(theta2.download_exp(*rt) == theta.download_exp(*rt));
+
+    // Backward: the straight-through gradient, then the layer's; folded, dx in place of dy.
+    const stream rnd{0x5eedu};
+    opencl::device_tensor<TestType> d_act, dx, d = test_opencl::to_device(*rt, dy);
+    opencl::straight_through(*rt, y, d, d_act);
+    separate.backward(*rt, x_dev, d_act, gamma, beta, &dx, rnd);
+    fused.backward_straight_through(*rt, x_dev, y2, d, gamma2, beta2, &d, rnd);
+    CHECK(d.data.download(*rt) == dx.data.download(*rt));
+    CHECK(d.download_exp(*rt) == dx.download_exp(*rt));
+    CHECK(gamma2.grad.download(*rt) == gamma.grad.download(*rt));
+    CHECK(beta2.grad.download(*rt) == beta.grad.download(*rt));
+    CHECK(gamma2.grad_exp.download(*rt) == gamma.grad_exp.download(*rt));
+    CHECK(beta2.grad_exp.download(*rt) == beta.grad_exp.download(*rt));
   }
 }

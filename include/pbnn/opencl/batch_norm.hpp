@@ -111,7 +111,7 @@ class device_batch_norm {
                                    bool with_dx)
     requires(!is_fixed_v<F>)
   {
-    grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act));
+    grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act), x);
     if (!with_dx) return;
     detail::launch(rt, program(rt), "bn_grad_input_through_activation", x.size(), x.data.handle(),
                    detail::checked_count(x.size()), detail::checked_count(channels_), gamma.value.handle(),
@@ -122,21 +122,44 @@ class device_batch_norm {
   // Gradients of gamma and beta, and dx if asked (fixed formats: rounded stochastically from rnd).
   void backward(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                 device_parameter<F>& beta, device_tensor<F>* dx, stream rnd) {
-    grad_params(rt, x, dy, gamma, beta, no_activation);
+    backward_of(rt, x, dy, gamma, beta, dx, rnd, nullptr);
+  }
+  // Fixed formats: the same where dy is the gradient of a straight-through activation of this
+  // layer's output y, which passes it back where |y| <= 1 (that activation's backward pass, folded
+  // in). dx may be dy.
+  void backward_straight_through(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& y,
+                                 const device_tensor<F>& dy, device_parameter<F>& gamma, device_parameter<F>& beta,
+                                 device_tensor<F>* dx, stream rnd)
+    requires(is_fixed_v<F>)
+  {
+    backward_of(rt, x, dy, gamma, beta, dx, rnd, &y);
+  }
+
+ private:
+  void backward_of(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
+                   device_parameter<F>& beta, device_tensor<F>* dx, stream rnd, const device_tensor<F>* y) {
+    const device_tensor<F>& mask = y ? *y : x;  // read only with y
+    grad_params(rt, x, dy, gamma, beta, y ? straight_through : no_activation, mask);
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
     device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
     if (!dx) return;
     dx->resize(rt, x.rows(), x.cols());
     device_buffer<float>& out = real_output(rt, *dx, x.size());
     const maximum_reservation reserved = reserve(rt, *dx);
-    launch_elementwise(rt, "bn_grad_input", x.size(), reserved, *dx, x.data.handle(), x.exp.handle(),
-                       dy.data.handle(), dy.exp.handle(), detail::checked_count(x.size()),
-                       detail::checked_count(channels_), gamma.value.handle(), cl_int{gamma.exp}, mean_.handle(),
-                       invstd_.handle(), dgamma.handle(), dbeta.handle(), out.handle());
-    if constexpr (is_fixed_v<F>) store(rt, *dx, format_traits<F>::error_rounding, rnd, reserved);
+    const auto n = detail::checked_count(x.size()), c = detail::checked_count(channels_);
+    if constexpr (is_fixed_v<F>) {
+      launch_elementwise(rt, "bn_grad_input", x.size(), reserved, *dx, x.data.handle(), x.exp.handle(),
+                         dy.data.handle(), dy.exp.handle(), n, c, gamma.value.handle(), cl_int{gamma.exp},
+                         mean_.handle(), invstd_.handle(), dgamma.handle(), dbeta.handle(), mask.data.handle(),
+                         mask.exp.handle(), cl_int{y != nullptr}, out.handle());
+      store(rt, *dx, format_traits<F>::error_rounding, rnd, reserved);
+    } else {
+      launch_elementwise(rt, "bn_grad_input", x.size(), reserved, *dx, x.data.handle(), x.exp.handle(),
+                         dy.data.handle(), dy.exp.handle(), n, c, gamma.value.handle(), cl_int{gamma.exp},
+                         mean_.handle(), invstd_.handle(), dgamma.handle(), dbeta.handle(), out.handle());
+    }
   }
 
- private:
   static const cl::Program& program(runtime& rt) {
     static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
     return rt.program(kernels::batch_norm_source, options);
@@ -151,10 +174,13 @@ class device_batch_norm {
     store(rt, y, rounding::nearest_even, stream{}, reserved, act);
   }
 
-  static constexpr cl_int no_activation = -1;  // bn_grad_params: dy is this layer's own output gradient
-  // dgamma and dbeta (activation >= 0: of the part of dy that fused activation passes back).
+  // bn_grad_params' activation: none (dy is this layer's own output gradient), or, in fixed formats, a
+  // straight-through one (fp32 passes the fused activation's code).
+  static constexpr cl_int no_activation = -1, straight_through = 1;
+  // dgamma and dbeta (activation >= 0: of the part of dy that fused activation passes back; fixed
+  // formats read this layer's output y for it).
   void grad_params(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
-                   device_parameter<F>& beta, cl_int activation) {
+                   device_parameter<F>& beta, cl_int activation, const device_tensor<F>& y) {
     const std::size_t npos = positions(x);
     const std::size_t slices = slices_for(npos);
     if (grad_sums_.size() < 2 * slices * channels_) grad_sums_.resize(rt, 2 * slices * channels_);
@@ -164,8 +190,8 @@ class device_batch_norm {
     detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
                          dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
                          detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
-                         invstd_.handle(), activation, scale_.handle(), shift_.handle(),
-                         grad_sums_.handle(), dgamma.handle(), dbeta.handle());
+                         invstd_.handle(), activation, scale_.handle(), shift_.handle(), y.data.handle(),
+                         y.exp.handle(), grad_sums_.handle(), dgamma.handle(), dbeta.handle());
     if (slices > 1)
       detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
                            detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),

@@ -196,9 +196,9 @@ class device_layer<batch_norm_layer<P, In, N>> {
   void backward_through_activation(runtime& rt, const tensor& x, const tensor& y, tensor& d, fused_activation act,
                                    bool with_dx, context& ctx) {
     if constexpr (is_fixed_v<format>) {
-      (void)act;
-      straight_through(rt, y, d, masked_dy_);  // binary_act's backward, then this layer's
-      backward(rt, x, y, masked_dy_, with_dx ? &d : nullptr, ctx);
+      (void)act;  // straight-through (binary_act's backward), folded into this layer's
+      const stream rnd = with_dx && detail::rounds_errors_stochastically<format>() ? ctx.next_stream() : stream{};
+      bn_.backward_straight_through(rt, x, y, d, gamma_, beta_, with_dx ? &d : nullptr, rnd);
     } else {
       (void)y, (void)ctx;
       bn_.backward_through_activation(rt, x, d, gamma_, beta_, act, with_dx);
@@ -235,7 +235,6 @@ class device_layer<batch_norm_layer<P, In, N>> {
 
   device_parameter<format> gamma_, beta_;
   device_batch_norm<format> bn_;
-  tensor masked_dy_;  // fixed formats, fused with an activation: its dx, this layer's dy
   std::size_t calibration_batches_ = 0;
 };
 

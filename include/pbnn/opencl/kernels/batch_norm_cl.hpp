@@ -157,6 +157,12 @@ void group_max_into(float value, __local uint* scratch, volatile __global uint* 
 #define TRACK_MAXIMUM(VALUE)
 #endif
 
+// Fixed formats, a batch norm followed by an activation with a straight-through gradient: its dy
+// passes back where the stored output y satisfies |y| <= 1 (binarize_cl.hpp's straight_through).
+bool passes_straight_through(__global const TQ* y, __global const int* y_exp, size_t i) {
+  return fabs((float)y[i]) <= ldexp(1.0f, -y_exp[0]);
+}
+
 __kernel void bn_affine(__global const TQ* x, const uint n, const uint C, __global const float* scale,
                         __global const float* shift, __global float* y MAXIMUM_ARGS) {
   const uint i = get_global_id(0);
@@ -188,14 +194,16 @@ float fused_activation(const int kind, const float y, const float v) {
 bool passes_gradient(const int kind, const float y) { return kind == 0 ? y > 0.0f : fabs(y) <= 1.0f; }
 
 // Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp
-// (work-groups as bn_statistics). activation >= 0 (fp32): dy is the gradient of that fused activation
-// of y = scale x + shift, and g the part of it the activation passes back.
+// (work-groups as bn_statistics). activation >= 0: dy is the gradient of that fused activation of
+// this layer's output, and g the part of it the activation passes back; fp32 recomputes the output
+// y = scale x + shift, fixed formats read it (y, y_exp: straight-through activations only).
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
                     __global const int* dy_exp, const uint npos, const uint C, const uint slices,
                     __global const float* mean, __global const float* invstd, const int activation,
-                    __global const float* scale, __global const float* shift, __global float* partial,
-                    __global float* dgamma, __global float* dbeta) {
+                    __global const float* scale, __global const float* shift, __global const TQ* y,
+                    __global const int* y_exp, __global float* partial, __global float* dgamma,
+                    __global float* dbeta) {
   __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
   const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
   float s1 = 0.0f, s2 = 0.0f;
@@ -205,7 +213,11 @@ void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global co
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
       const size_t i = (size_t)p * C + c;
       float g = (float)dy[i] * gs;
+#if FIXED
+      if (activation >= 0 && !passes_straight_through(y, y_exp, i)) g = 0.0f;
+#else
       if (activation >= 0 && !passes_gradient(activation, ys * (float)x[i] + yt)) g = 0.0f;
+#endif
       s1 += g * ((float)x[i] * a + b);
       s2 += g;
     }
@@ -235,11 +247,17 @@ void bn_grad_params_finish(__global const float* partial, const uint slices, con
   }
 }
 
-// dx = gamma invstd (g - (dbeta + xhat dgamma) / n), in float.
+// dx = gamma invstd (g - (dbeta + xhat dgamma) / n), in float; fixed formats with straight_through:
+// g of the activation's dy where |y| <= 1, as bn_grad_params.
+#if FIXED
+#define STRAIGHT_THROUGH_ARGS , __global const TQ *y, __global const int *y_exp, const int straight_through
+#else
+#define STRAIGHT_THROUGH_ARGS
+#endif
 __kernel void bn_grad_input(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
                             __global const int* dy_exp, const uint n, const uint C, __global const TQ* gamma,
                             const int param_exp, __global const float* mean, __global const float* invstd,
-                            __global const float* dgamma, __global const float* dbeta,
+                            __global const float* dgamma, __global const float* dbeta STRAIGHT_THROUGH_ARGS,
                             __global float* dx MAXIMUM_ARGS) {
   const uint i = get_global_id(0);
   float out = 0.0f;
@@ -247,7 +265,10 @@ __kernel void bn_grad_input(__global const TQ* x, __global const int* x_exp, __g
     const uint c = i % C;
     const float is = invstd[c];
     const float xhat = (float)x[i] * (ldexp(1.0f, x_exp[0]) * is) + (-mean[c] * is);
-    const float g = (float)dy[i] * ldexp(1.0f, dy_exp[0]);
+    float g = (float)dy[i] * ldexp(1.0f, dy_exp[0]);
+#if FIXED
+    if (straight_through && !passes_straight_through(y, y_exp, i)) g = 0.0f;
+#endif
     const float k = (float)gamma[c] * ldexp(1.0f, param_exp) * is;
     out = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
     dx[i] = out;
