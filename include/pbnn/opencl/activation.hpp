@@ -17,7 +17,7 @@ namespace detail {
 template <class F>
 const cl::Program& activation_program(runtime& rt) {
   static const std::string options = fmt::format("-DTQ={}", cl_storage_name<F>());
-  return rt.program(kernels::activation_source, options);
+  return rt.static_program(kernels::activation_source, options);
 }
 }  // namespace detail
 

@@ -162,7 +162,7 @@ class device_batch_norm {
 
   static const cl::Program& program(runtime& rt) {
     static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
-    return rt.program(kernels::batch_norm_source, options);
+    return rt.static_program(kernels::batch_norm_source, options);
   }
 
   void affine(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y, const progressive_output<storage_t<F>>* act) {

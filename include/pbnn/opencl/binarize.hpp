@@ -35,7 +35,7 @@ const cl::Program& binarize_program(runtime& rt) {
     if constexpr (!is_fixed_v<F>) return std::string("-DTQ=float -DTG=float -DUNIT_FRAC=0");
     else return fmt::format("-DTQ={} -DTG=int -DUNIT_FRAC={}", cl_storage_name<F>(), format_traits<F>::unit_frac);
   }();
-  return rt.program(source, options);
+  return rt.static_program(source, options);
 }
 
 }  // namespace detail

@@ -106,7 +106,7 @@ class device_dense {
   static const cl::Program& program(runtime& rt) {
     static const std::string options =
         fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<format>(), is_fixed_v<format> ? 1 : 0);
-    return rt.program(kernels::bias_source, options);
+    return rt.static_program(kernels::bias_source, options);
   }
 
   device_parameter<format> weight_;

@@ -28,7 +28,7 @@ inline cl::NDRange elementwise_range(std::size_t n) {
 template <class... Args>
 void launch_range(runtime& rt, const cl::Program& program, const char* name, const cl::NDRange& global,
                   const cl::NDRange& local, const Args&... args) {
-  cl::Kernel k = rt.kernel(program, name);
+  cl::Kernel& k = rt.kernel(program, name);
   cl_uint index = 0;
   const auto set = [&](const auto& value) {
     if (const cl_int err = k.setArg(index, value); err != CL_SUCCESS)

@@ -29,7 +29,7 @@ namespace detail {
 template <class F>
 const cl::Program& loss_program(runtime& rt) {
   static const std::string options = fmt::format("-DTQ={}", cl_storage_name<F>());
-  return rt.program(kernels::loss_source, options);
+  return rt.static_program(kernels::loss_source, options);
 }
 }  // namespace detail
 

@@ -38,7 +38,7 @@ const cl::Program& optim_program(runtime& rt) {
   static const std::string options = fmt::format("-DTQ={} -DTG={} -DFIXED={}", cl_storage_name<F>(),
                                                  is_fixed_v<F> ? "int" : "float", is_fixed_v<F> ? 1 : 0);
   static const std::string rounded = options + " -cl-fp32-correctly-rounded-divide-sqrt";
-  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
+  return rt.static_program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
 }
 
 // adam_group over `segments` parameters; its source generated once per count (not every step).
@@ -53,7 +53,7 @@ const cl::Program& adam_group_program(runtime& rt, std::size_t segments) {
     else return base;
   }();
   static const std::string rounded = options + " -cl-fp32-correctly-rounded-divide-sqrt";
-  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);
+  return rt.program(source, correctly_rounded_divide_sqrt(rt) ? rounded : options);  // source: per thread
 }
 
 template <class F>
@@ -121,7 +121,7 @@ void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot<F>>
   const std::size_t per_launch = adam_segments_per_launch(rt, max_segments);
   for (std::size_t first = 0; first < slots.size(); first += per_launch) {
     const auto group = slots.subspan(first, std::min(per_launch, slots.size() - first));
-    cl::Kernel k = rt.kernel(detail::adam_group_program<F>(rt, group.size()), "adam_group");
+    cl::Kernel& k = rt.kernel(detail::adam_group_program<F>(rt, group.size()), "adam_group");
     cl_uint index = 0;
     const auto set = [&](const auto& value) {
       if (const cl_int err = k.setArg(index, value); err != CL_SUCCESS)

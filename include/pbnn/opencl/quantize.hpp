@@ -44,7 +44,7 @@ const cl::Program& quantize_program(runtime& rt) {
   static_assert(std::is_integral_v<Int>, "pbnn::opencl: quantizing into int8, int16 or int32");
   static const std::string source = kernels::with_random(kernels::quantize_source);
   static const std::string options = fmt::format("-DTQ={}", cl_type_name<Int>());
-  return rt.program(source, options);
+  return rt.static_program(source, options);
 }
 
 // Reduces max |x| of n values into maxima[slot].

@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -64,9 +65,20 @@ class runtime {
     return by_source.emplace(std::string(source), std::move(p)).first->second;
   }
 
+  // program() for a source and options that stay alive and unchanged as long as the runtime (static
+  // strings): after the first call they are found by their addresses, without comparing their text,
+  // which every launch would otherwise do.
+  const cl::Program& static_program(std::string_view source, std::string_view options) {
+    const static_key key{source.data(), source.size(), options.data(), options.size()};
+    if (const auto it = static_programs_.find(key); it != static_programs_.end()) return *it->second;
+    const cl::Program& p = program(source, options);
+    static_programs_.emplace(key, &p);
+    return p;
+  }
+
   // A kernel of a built program, created once per (program, name) and shared by every launch: each
   // launch sets all its arguments before enqueueing (the queue captures them), from one host thread.
-  cl::Kernel kernel(const cl::Program& program, const char* name) {
+  cl::Kernel& kernel(const cl::Program& program, const char* name) {
     auto& by_name = kernels_[program()];
     if (const auto it = by_name.find(std::string_view(name)); it != by_name.end()) return it->second;
     cl_int err = CL_SUCCESS;
@@ -176,6 +188,8 @@ class runtime {
   using by_source_map = std::map<std::string, cl::Program, std::less<>>;
   std::map<std::string, by_source_map, std::less<>> programs_;
   std::map<cl_program, std::map<std::string, cl::Kernel, std::less<>>> kernels_;
+  using static_key = std::tuple<const char*, std::size_t, const char*, std::size_t>;
+  std::map<static_key, const cl::Program*> static_programs_;
   std::size_t builds_ = 0;
   std::map<std::string, bool, std::less<>> probes_;
   bool profiling_ = false;
