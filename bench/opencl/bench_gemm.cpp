@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <iterator>
 #include <map>
-#include <memory>
 #include <random>
 #include <vector>
 
@@ -16,20 +15,13 @@
 
 #include <pbnn/opencl/gemm.hpp>
 
+#include "bench_device.hpp"
+
 namespace {
 
 using namespace pbnn;
 
-opencl::runtime* device() {
-  static std::unique_ptr<opencl::runtime> rt = [] {
-    try {
-      return std::make_unique<opencl::runtime>();
-    } catch (const std::exception&) {
-      return std::unique_ptr<opencl::runtime>();
-    }
-  }();
-  return rt.get();
-}
+using pbnn_bench::device;
 
 // Kept per size: the batch-256 operands take seconds to draw, and every benchmark uses them.
 template <class T>

@@ -10,7 +10,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <memory>
 #include <string>
 #include <utility>
 
@@ -20,20 +19,13 @@
 #include <pbnn/opencl/launch.hpp>
 #include <pbnn/opencl/runtime.hpp>
 
+#include "bench_device.hpp"
+
 namespace {
 
 using namespace pbnn;
 
-opencl::runtime* device() {
-  static std::unique_ptr<opencl::runtime> rt = [] {
-    try {
-      return std::make_unique<opencl::runtime>();
-    } catch (const std::exception&) {
-      return std::unique_ptr<opencl::runtime>();
-    }
-  }();
-  return rt.get();
-}
+using pbnn_bench::device;
 
 // A kernel of `args` arguments that writes its item number into the first, a buffer; the others are
 // buffers too, or int scalars.
