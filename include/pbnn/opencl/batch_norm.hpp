@@ -111,7 +111,7 @@ class device_batch_norm {
                                    bool with_dx)
     requires(!is_fixed_v<F>)
   {
-    grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act), x);
+    grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act), x);  // fp32 recomputes y: x stands in
     if (!with_dx) return;
     detail::launch(rt, program(rt), "bn_grad_input_through_activation", x.size(), x.data.handle(),
                    detail::checked_count(x.size()), detail::checked_count(channels_), gamma.value.handle(),
@@ -146,17 +146,17 @@ class device_batch_norm {
     dx->resize(rt, x.rows(), x.cols());
     device_buffer<float>& out = real_output(rt, *dx, x.size());
     const maximum_reservation reserved = reserve(rt, *dx);
-    const auto n = detail::checked_count(x.size()), c = detail::checked_count(channels_);
-    if constexpr (is_fixed_v<F>) {
+    const auto launch_grad_input = [&](const auto&... straight_through_args) {
       launch_elementwise(rt, "bn_grad_input", x.size(), reserved, *dx, x.data.handle(), x.exp.handle(),
-                         dy.data.handle(), dy.exp.handle(), n, c, gamma.value.handle(), cl_int{gamma.exp},
-                         mean_.handle(), invstd_.handle(), dgamma.handle(), dbeta.handle(), mask.data.handle(),
-                         mask.exp.handle(), cl_int{y != nullptr}, out.handle());
+                         dy.data.handle(), dy.exp.handle(), detail::checked_count(x.size()),
+                         detail::checked_count(channels_), gamma.value.handle(), cl_int{gamma.exp}, mean_.handle(),
+                         invstd_.handle(), dgamma.handle(), dbeta.handle(), straight_through_args..., out.handle());
+    };
+    if constexpr (is_fixed_v<F>) {
+      launch_grad_input(mask.data.handle(), mask.exp.handle(), cl_int{y != nullptr});
       store(rt, *dx, format_traits<F>::error_rounding, rnd, reserved);
     } else {
-      launch_elementwise(rt, "bn_grad_input", x.size(), reserved, *dx, x.data.handle(), x.exp.handle(),
-                         dy.data.handle(), dy.exp.handle(), n, c, gamma.value.handle(), cl_int{gamma.exp},
-                         mean_.handle(), invstd_.handle(), dgamma.handle(), dbeta.handle(), out.handle());
+      launch_grad_input();
     }
   }
 
@@ -178,7 +178,7 @@ class device_batch_norm {
   // straight-through one (fp32 passes the fused activation's code).
   static constexpr cl_int no_activation = -1, straight_through = 1;
   // dgamma and dbeta (activation >= 0: of the part of dy that fused activation passes back; fixed
-  // formats read this layer's output y for it).
+  // formats read this layer's output y for it, fp32 does not read y).
   void grad_params(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                    device_parameter<F>& beta, cl_int activation, const device_tensor<F>& y) {
     const std::size_t npos = positions(x);
@@ -187,11 +187,17 @@ class device_batch_norm {
     // fp32 writes the gradients in place; fixed formats quantize them from dgamma_ and dbeta_.
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
     device_buffer<float>& dbeta = gradient_output(beta, dbeta_);
-    detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
-                         dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
-                         detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
-                         invstd_.handle(), activation, scale_.handle(), shift_.handle(), y.data.handle(),
-                         y.exp.handle(), grad_sums_.handle(), dgamma.handle(), dbeta.handle());
+    const auto launch_grad_params = [&](const auto&... output_args) {
+      detail::launch_range(rt, program(rt), "bn_grad_params", groups(slices), tile(), x.data.handle(), x.exp.handle(),
+                           dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
+                           detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
+                           invstd_.handle(), activation, scale_.handle(), shift_.handle(), grad_sums_.handle(),
+                           dgamma.handle(), dbeta.handle(), output_args...);
+    };
+    if constexpr (is_fixed_v<F>)
+      launch_grad_params(y.data.handle(), y.exp.handle());
+    else
+      (void)y, launch_grad_params();
     if (slices > 1)
       detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
                            detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),

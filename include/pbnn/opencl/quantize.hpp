@@ -94,6 +94,15 @@ struct progressive_output {
   int unit_frac;
 };
 
+// One tensor to quantize into Int: n values of src into dst, exponent into exp, rounded with rnd.
+template <class Int>
+struct quantize_target {
+  const device_buffer<float>& src;
+  device_buffer<Int>& dst;
+  device_buffer<int>& exp;
+  stream rnd;
+};
+
 namespace detail {
 // The kernels' trailing activation arguments: act's, or none (the destination stands in, unread).
 template <class Int>
@@ -105,6 +114,20 @@ struct activation_args {
   float v;
   cl_int unit_frac, activate;
 };
+
+// quantize_small over n values of a (with act, if any) and, if given, of second: one work-group each.
+template <class Int>
+void enqueue_quantize_small(runtime& rt, const quantize_target<Int>& a, const quantize_target<Int>* second,
+                            std::size_t n, std::int32_t qmax, rounding mode, const progressive_output<Int>* act) {
+  const quantize_target<Int>& b = second ? *second : a;  // without a second group, never read
+  const activation_args<Int> args(a.dst, a.exp, act);
+  const auto count = checked_count(n);
+  launch_range(rt, quantize_program<Int>(rt), "quantize_small", cl::NDRange((second ? 2 : 1) * reduction_group),
+               cl::NDRange(reduction_group), a.src.handle(), count, a.dst.handle(), a.exp.handle(),
+               static_cast<cl_uint>(a.rnd.key), b.src.handle(), count, b.dst.handle(), b.exp.handle(),
+               static_cast<cl_uint>(b.rnd.key), cl_int{qmax}, cl_int{mode == rounding::stochastic}, args.theta,
+               args.theta_exp, args.v, args.unit_frac, args.activate);
+}
 }  // namespace detail
 
 // quantize_into where the kernel that wrote src has already reduced max |src| as reserved (the
@@ -117,20 +140,12 @@ void quantize_reserved(runtime& rt, const device_buffer<float>& src, std::size_t
                        const progressive_output<Int>* act = nullptr) {
   if (src.size() < n || dst.size() < n || exp.size() != 1 || (act && (act->theta.size() < n || act->exp.size() != 1)))
     throw std::invalid_argument("pbnn::opencl::quantize_into: buffers smaller than the count");
-  const cl_int stochastic = mode == rounding::stochastic;
-  const auto key = static_cast<cl_uint>(rnd.key);
+  if (!reserved.in_slot)
+    return detail::enqueue_quantize_small<Int>(rt, {src, dst, exp, rnd}, nullptr, n, qmax, mode, act);
   const detail::activation_args<Int> a(dst, exp, act);
-  const auto count = detail::checked_count(n);
-  if (!reserved.in_slot) {
-    // The second tensor's arguments repeat the first's; the one group never reads them.
-    detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(detail::reduction_group),
-                         cl::NDRange(detail::reduction_group), src.handle(), count, dst.handle(), exp.handle(), key,
-                         src.handle(), count, dst.handle(), exp.handle(), key, cl_int{qmax}, stochastic, a.theta,
-                         a.theta_exp, a.v, a.unit_frac, a.activate);
-    return;
-  }
-  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), count, maxima.slots.handle(),
-                 reserved.slot, dst.handle(), exp.handle(), cl_int{qmax}, key, stochastic, a.theta, a.theta_exp, a.v,
+  detail::launch(rt, detail::quantize_program<Int>(rt), "quantize", n, src.handle(), detail::checked_count(n),
+                 maxima.slots.handle(), reserved.slot, dst.handle(), exp.handle(), cl_int{qmax},
+                 static_cast<cl_uint>(rnd.key), cl_int{mode == rounding::stochastic}, a.theta, a.theta_exp, a.v,
                  a.unit_frac, a.activate);
 }
 
@@ -146,15 +161,6 @@ void quantize_into(runtime& rt, const device_buffer<float>& src, std::size_t n, 
   quantize_reserved(rt, src, n, dst, exp, qmax, mode, rnd, maxima, reserved);
 }
 
-// One tensor quantized into Int by quantize_pair_into: n values of src into dst, exponent into exp.
-template <class Int>
-struct quantize_target {
-  const device_buffer<float>& src;
-  device_buffer<Int>& dst;
-  device_buffer<int>& exp;
-  stream rnd;
-};
-
 // quantize_into for two tensors of n values each, in one launch where they are small (a batch
 // norm's two parameter gradients).
 template <class Int>
@@ -168,13 +174,7 @@ void quantize_pair_into(runtime& rt, const quantize_target<Int>& a, const quanti
   for (const auto* t : {&a, &b})
     if (t->src.size() < n || t->dst.size() < n || t->exp.size() != 1)
       throw std::invalid_argument("pbnn::opencl::quantize_pair_into: buffers smaller than the count");
-  const auto count = detail::checked_count(n);
-  const detail::activation_args<Int> none(a.dst, a.exp, nullptr);
-  detail::launch_range(rt, detail::quantize_program<Int>(rt), "quantize_small", cl::NDRange(2 * detail::reduction_group),
-                       cl::NDRange(detail::reduction_group), a.src.handle(), count, a.dst.handle(), a.exp.handle(),
-                       static_cast<cl_uint>(a.rnd.key), b.src.handle(), count, b.dst.handle(), b.exp.handle(),
-                       static_cast<cl_uint>(b.rnd.key), cl_int{qmax}, cl_int{mode == rounding::stochastic}, none.theta,
-                       none.theta_exp, none.v, none.unit_frac, none.activate);
+  detail::enqueue_quantize_small<Int>(rt, a, &b, n, qmax, mode, nullptr);
 }
 
 // dst (already sized to n = dst.size()) = src quantized with the exponent that maps its largest

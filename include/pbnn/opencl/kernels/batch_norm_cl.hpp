@@ -157,11 +157,16 @@ void group_max_into(float value, __local uint* scratch, volatile __global uint* 
 #define TRACK_MAXIMUM(VALUE)
 #endif
 
+#if FIXED
 // Fixed formats, a batch norm followed by an activation with a straight-through gradient: its dy
 // passes back where the stored output y satisfies |y| <= 1 (binarize_cl.hpp's straight_through).
+#define OUTPUT_ARGS , __global const TQ *y, __global const int *y_exp
 bool passes_straight_through(__global const TQ* y, __global const int* y_exp, size_t i) {
   return fabs((float)y[i]) <= ldexp(1.0f, -y_exp[0]);
 }
+#else
+#define OUTPUT_ARGS
+#endif
 
 __kernel void bn_affine(__global const TQ* x, const uint n, const uint C, __global const float* scale,
                         __global const float* shift, __global float* y MAXIMUM_ARGS) {
@@ -196,20 +201,21 @@ bool passes_gradient(const int kind, const float y) { return kind == 0 ? y > 0.0
 // Per channel: dgamma = sum g xhat, dbeta = sum g, with xhat = (x xs - mean) invstd, g = dy 2^dy_exp
 // (work-groups as bn_statistics). activation >= 0: dy is the gradient of that fused activation of
 // this layer's output, and g the part of it the activation passes back; fp32 recomputes the output
-// y = scale x + shift, fixed formats read it (y, y_exp: straight-through activations only).
+// y = scale x + shift, fixed formats read it (OUTPUT_ARGS; straight-through activations only).
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global const TQ* dy,
                     __global const int* dy_exp, const uint npos, const uint C, const uint slices,
                     __global const float* mean, __global const float* invstd, const int activation,
-                    __global const float* scale, __global const float* shift, __global const TQ* y,
-                    __global const int* y_exp, __global float* partial, __global float* dgamma,
-                    __global float* dbeta) {
+                    __global const float* scale, __global const float* shift, __global float* partial,
+                    __global float* dgamma, __global float* dbeta OUTPUT_ARGS) {
   __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
   const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
   float s1 = 0.0f, s2 = 0.0f;
   if (c < C) {
     const float a = ldexp(1.0f, x_exp[0]) * invstd[c], b = -mean[c] * invstd[c], gs = ldexp(1.0f, dy_exp[0]);
+#if !FIXED
     const float ys = scale[c], yt = shift[c];
+#endif
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
       const size_t i = (size_t)p * C + c;
       float g = (float)dy[i] * gs;
@@ -250,7 +256,7 @@ void bn_grad_params_finish(__global const float* partial, const uint slices, con
 // dx = gamma invstd (g - (dbeta + xhat dgamma) / n), in float; fixed formats with straight_through:
 // g of the activation's dy where |y| <= 1, as bn_grad_params.
 #if FIXED
-#define STRAIGHT_THROUGH_ARGS , __global const TQ *y, __global const int *y_exp, const int straight_through
+#define STRAIGHT_THROUGH_ARGS OUTPUT_ARGS, const int straight_through
 #else
 #define STRAIGHT_THROUGH_ARGS
 #endif
