@@ -98,6 +98,38 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs match the CPU backend's products", "[opencl][ge
   check_products<TestType>(*rt, 5, 7, 3000, standard);    // Y = X W^T sums 3000 inputs
 }
 
+// A product whose k is split adds its slices into C, or onto what C holds, the same each time it
+// runs (the slices share the runtime's scratch).
+TEMPLATE_TEST_CASE("Split-k products add their slices into C or onto it, again and again", "[opencl][gemm]", float,
+                   std::int8_t, std::int16_t) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  using R = opencl::detail::gemm_result_t<TestType>;
+  const std::size_t m = 20, n = 30, k = 3000;
+  REQUIRE(opencl::detail::split_count(1, k, 32, opencl::gemm_tuning{}) > 1);
+  std::mt19937 g(5);
+  const auto a = random_values<TestType>(m * k, g), b = random_values<TestType>(n * k, g);
+  std::vector<R> cpu(m * n);
+  if constexpr (std::is_same_v<TestType, float>) {
+    detail::matmul_xwt(a.data(), b.data(), cpu.data(), m, n, k);
+  } else {
+    detail::int_matmul_scratch<TestType> scratch;
+    detail::matmul_xwt(a.data(), b.data(), cpu.data(), m, n, k, scratch);
+  }
+  opencl::device_buffer<TestType> A, B;
+  A.upload(*rt, a);
+  B.upload(*rt, b);
+  opencl::device_buffer<R> C;
+  for (int round = 0; round < 3; ++round) {
+    opencl::detail::gemm(*rt, m, n, k, A, false, B, false, C, false, opencl::gemm_tuning{});
+    check_same(C.download(*rt), cpu);
+  }
+  opencl::detail::gemm(*rt, m, n, k, A, false, B, false, C, true, opencl::gemm_tuning{});
+  std::vector<R> twice(cpu);
+  for (auto& v : twice) v += v;
+  check_same(C.download(*rt), twice);
+}
+
 // On NVIDIA devices from sm_80 int8 and float products run on tensor cores (gemm_mma_cl.hpp; float
 // through 3xTF32, within the same 1e-5 of the CPU's); elsewhere both settings take the portable
 // kernel. Word-aligned shapes (multiples of 4 and 16) take the mma kernel's vector loads, the others

@@ -55,7 +55,7 @@ class device_batch_norm {
     const cl_int which = m == mode::train ? 0 : m == mode::calibrate ? 1 : 2;
     const std::size_t slices = m == mode::eval ? 1 : slices_for(npos);
     if (sums_.size() < 2 * slices * channels_) sums_.resize(rt, 2 * slices * channels_);
-    // Both kernels end with the arguments of bn_finish_statistics.
+    // The kernel's arguments end with bn_finish_statistics's.
     const auto launch_with_finish_args = [&](const char* kernel, const cl::NDRange& global, const cl::NDRange& local,
                                              const auto&... leading) {
       detail::launch_range(rt, program(rt), kernel, global, local, leading..., gamma.value.handle(),
@@ -66,11 +66,7 @@ class device_batch_norm {
     };
     launch_with_finish_args("bn_statistics", groups(slices), tile(), x.data.handle(), x.exp.handle(),
                             detail::checked_count(npos), detail::checked_count(channels_),
-                            detail::checked_count(slices), sums_.handle());
-    if (slices > 1)
-      launch_with_finish_args("bn_statistics_finish", groups(1), tile(),
-                              sums_.handle(), detail::checked_count(slices), detail::checked_count(channels_),
-                              detail::checked_count(npos), x.exp.handle());
+                            detail::checked_count(slices), sums_.handle(), rt.counters(channel_tiles()));
   }
 
   // y = gamma (x - mean) invstd + beta with the last statistics; fixed formats round to nearest.
@@ -161,8 +157,10 @@ class device_batch_norm {
   }
 
   static const cl::Program& program(runtime& rt) {
-    static const std::string options = fmt::format("-DTQ={} -DFIXED={}", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0);
-    return rt.static_program(kernels::batch_norm_source, options);
+    static const std::string options[2] = {
+        fmt::format("-DTQ={} -DFIXED={} -DNVIDIA_PTX=0", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0),
+        fmt::format("-DTQ={} -DFIXED={} -DNVIDIA_PTX=1", detail::cl_storage_name<F>(), is_fixed_v<F> ? 1 : 0)};
+    return rt.static_program(kernels::batch_norm_source, options[rt.nvidia()]);
   }
 
   void affine(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y, const progressive_output<storage_t<F>>* act) {
@@ -192,30 +190,24 @@ class device_batch_norm {
                            dy.data.handle(), dy.exp.handle(), detail::checked_count(npos),
                            detail::checked_count(channels_), detail::checked_count(slices), mean_.handle(),
                            invstd_.handle(), activation, scale_.handle(), shift_.handle(), grad_sums_.handle(),
-                           dgamma.handle(), dbeta.handle(), output_args...);
+                           rt.counters(channel_tiles()), dgamma.handle(), dbeta.handle(), output_args...);
     };
     if constexpr (is_fixed_v<F>)
       launch_grad_params(y.data.handle(), y.exp.handle());
     else
       (void)y, launch_grad_params();
-    if (slices > 1)
-      detail::launch_range(rt, program(rt), "bn_grad_params_finish", groups(1), tile(), grad_sums_.handle(),
-                           detail::checked_count(slices), detail::checked_count(channels_), dgamma.handle(),
-                           dbeta.handle());
     store_gradients(rt, gamma, beta);
   }
 
   // Slices of the positions per channel tile: enough work-groups to fill a large GPU (about 512),
-  // each work-item summing at least 16 positions; one (no finishing launch) for small batches.
+  // each work-item summing at least 16 positions; one for small batches.
   std::size_t slices_for(std::size_t npos) const {
-    const std::size_t tiles = (channels_ + tile_channels - 1) / tile_channels;
-    const std::size_t by_work = npos / (tile_rows * 16), by_groups = std::max<std::size_t>(1, 512 / tiles);
+    const std::size_t by_work = npos / (tile_rows * 16), by_groups = std::max<std::size_t>(1, 512 / channel_tiles());
     return std::max<std::size_t>(1, std::min(by_work, by_groups));
   }
+  std::size_t channel_tiles() const { return (channels_ + tile_channels - 1) / tile_channels; }
   cl::NDRange tile() const { return cl::NDRange(tile_channels, tile_rows); }
-  cl::NDRange groups(std::size_t slices) const {
-    return cl::NDRange((channels_ + tile_channels - 1) / tile_channels * tile_channels, slices * tile_rows);
-  }
+  cl::NDRange groups(std::size_t slices) const { return cl::NDRange(channel_tiles() * tile_channels, slices * tile_rows); }
   static device_buffer<float>& gradient_output(device_parameter<F>& p, device_buffer<float>& scratch) {
     if constexpr (is_fixed_v<F>)
       return scratch;

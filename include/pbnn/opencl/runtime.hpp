@@ -36,6 +36,7 @@ class runtime {
     queue_ = cl::CommandQueue(context_, entry_.device,
                               profiling_ ? cl::QueueProperties::Profiling : cl::QueueProperties::None, &err);
     check(err, fmt::format("creating a command queue on {}", entry_.label()));
+    nvidia_ = has_extension("cl_nv_compiler_options");
   }
 
   const device_entry& device() const noexcept { return entry_; }
@@ -99,6 +100,21 @@ class runtime {
     return scratch_;
   }
 
+  // At least `count` ints, zero between kernels, shared like scratch(): a kernel may count its
+  // work-groups' arrivals in them, provided the last to arrive sets its counter back to 0
+  // (kernels/last_group_cl.hpp). Grows, never shrinks; a new buffer is zeroed once.
+  const cl::Buffer& counters(std::size_t count) {
+    if (count > counter_count_) {
+      count = std::max<std::size_t>(count, 4096);
+      cl_int err = CL_SUCCESS;
+      counters_ = cl::Buffer(context_, CL_MEM_READ_WRITE, count * sizeof(cl_int), nullptr, &err);
+      check(err, fmt::format("allocating {} counters on {}", count, entry_.label()));
+      check(queue_.enqueueFillBuffer(counters_, cl_int{0}, 0, count * sizeof(cl_int)), "zeroing counters");
+      counter_count_ = count;
+    }
+    return counters_;
+  }
+
   // Whether the device has an optional feature: test() runs on the first question about `feature`
   // only (it typically tries a build), and its answer is kept for the runtime's lifetime.
   bool probe(std::string_view feature, const std::function<bool()>& test) {
@@ -117,6 +133,9 @@ class runtime {
     }
     return false;
   }
+
+  // Whether the device is NVIDIA's (its compiler takes inline PTX).
+  bool nvidia() const noexcept { return nvidia_; }
 
   // Programs compiled so far (each (source, options) pair counts once).
   std::size_t builds() const noexcept { return builds_; }
@@ -191,10 +210,13 @@ class runtime {
   using static_key = std::tuple<const char*, std::size_t, const char*, std::size_t>;
   std::map<static_key, const cl::Program*> static_programs_;
   std::size_t builds_ = 0;
+  bool nvidia_ = false;
   std::map<std::string, bool, std::less<>> probes_;
   bool profiling_ = false;
   cl::Buffer scratch_;
   std::size_t scratch_bytes_ = 0;
+  cl::Buffer counters_;
+  std::size_t counter_count_ = 0;
   std::vector<std::pair<std::string, cl::Event>> profiled_;
 };
 

@@ -4,14 +4,18 @@
 // the positions; element-wise kernels apply the per-channel results. Fixed formats sum x and x^2 in
 // 64-bit integers (exact, like the CPU's double sums of integers); fp32 sums in float, in another
 // order than the CPU, so its statistics agree to rounding only.
-// Build options: -DTQ=float|char|short, -DFIXED=0|1.
+// Build options: -DTQ=float|char|short, -DFIXED=0|1, -DNVIDIA_PTX (last_group_cl.hpp).
+#include "pbnn/opencl/kernels/join.hpp"
+#include "pbnn/opencl/kernels/last_group_cl.hpp"
+
 namespace pbnn::opencl::kernels {
 
-inline constexpr const char* batch_norm_source = R"CLC(
+inline constexpr char batch_norm_body_source[] = R"CLC(
 // The reductions over positions: a work-group sums BN_CT consecutive channels (coalesced reads of
 // channels-last rows) over BN_RW rows at a time of one slice of the positions. With one slice the
 // group finishes the channel itself; with more, slices' partial sums go to `partial` ([2][slices][C])
-// and a *_finish kernel adds them (in a fixed order: the result does not depend on the schedule).
+// and the last group of the channel tile to finish adds them (in slice order: the result does not
+// depend on the schedule), counting in counters[channel tile].
 #define BN_CT 32
 #define BN_RW 8
 #if FIXED
@@ -39,7 +43,7 @@ DEFINE_ROW_SUM2(row_sum2_float, float)
 // Channel c's totals of the slices' partial sums ([2][slices][C]) into row 0's items: each row adds
 // every BN_RW-th slice, then the rows add each other's (uniform barrier).
 #define DEFINE_SLICE_SUM2(NAME, T, ROW_SUM)                                                         \
-  void NAME(__global const T* partial, const uint slices, const uint C, const uint c, T* s1, T* s2, \
+  void NAME(volatile __global const T* partial, const uint slices, const uint C, const uint c, T* s1, T* s2, \
             __local T (*l1)[BN_CT], __local T (*l2)[BN_CT]) {                                       \
     *s1 = 0;                                                                                        \
     *s2 = 0;                                                                                        \
@@ -100,9 +104,11 @@ void bn_finish_statistics(const uint c, const TSUM s1, const TSUM s2, const uint
 // Work-group (channel tile, slice); evaluation (mode 2) reads no x and takes one slice.
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
 void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint npos, const uint C, const uint slices,
-                   __global TSUM* partial, BN_FINISH_ARGS) {
+                   __global TSUM* partial, volatile __global int* counters, BN_FINISH_ARGS) {
   __local TSUM l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
+  __local int last;
   const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
+  const bool finishes = get_local_id(1) == 0 && c < C;  // the items that hold a channel's sums
   TSUM s1 = 0, s2 = 0;
   if (mode != 2 && c < C)
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
@@ -111,24 +117,17 @@ void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint n
       s2 += v * v;
     }
   row_sum2(&s1, &s2, l1, l2);
-  if (get_local_id(1) != 0 || c >= C) return;
   if (slices == 1) {
-    bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
-  } else {
+    if (finishes) bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
+    return;
+  }
+  if (finishes) {
     partial[slice * C + c] = s1;
     partial[(slices + slice) * C + c] = s2;
   }
-}
-
-// Work-group per channel tile.
-__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
-void bn_statistics_finish(__global const TSUM* partial, const uint slices, const uint C, const uint npos,
-                          __global const int* x_exp, BN_FINISH_ARGS) {
-  __local TSUM l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
-  const uint c = get_group_id(0) * BN_CT + get_local_id(0);
-  TSUM s1, s2;
+  if (!last_to_arrive(counters, get_group_id(0), slices, &last)) return;
   slice_sum2(partial, slices, C, c, &s1, &s2, l1, l2);
-  if (get_local_id(1) == 0 && c < C) bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
+  if (finishes) bn_finish_statistics(c, s1, s2, npos, x_exp[0], BN_FINISH_PASS);
 }
 
 #if FIXED
@@ -207,9 +206,11 @@ void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global co
                     __global const int* dy_exp, const uint npos, const uint C, const uint slices,
                     __global const float* mean, __global const float* invstd, const int activation,
                     __global const float* scale, __global const float* shift, __global float* partial,
-                    __global float* dgamma, __global float* dbeta OUTPUT_ARGS) {
+                    volatile __global int* counters, __global float* dgamma, __global float* dbeta OUTPUT_ARGS) {
   __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
+  __local int last;
   const uint c = get_group_id(0) * BN_CT + get_local_id(0), slice = get_group_id(1);
+  const bool finishes = get_local_id(1) == 0 && c < C;
   float s1 = 0.0f, s2 = 0.0f;
   if (c < C) {
     const float a = ldexp(1.0f, x_exp[0]) * invstd[c], b = -mean[c] * invstd[c], gs = ldexp(1.0f, dy_exp[0]);
@@ -229,25 +230,15 @@ void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global co
     }
   }
   row_sum2_float(&s1, &s2, l1, l2);
-  if (get_local_id(1) != 0 || c >= C) return;
-  if (slices == 1) {
-    dgamma[c] = s1;
-    dbeta[c] = s2;
-  } else {
-    partial[slice * C + c] = s1;
-    partial[(slices + slice) * C + c] = s2;
+  if (slices > 1) {  // as bn_statistics
+    if (finishes) {
+      partial[slice * C + c] = s1;
+      partial[(slices + slice) * C + c] = s2;
+    }
+    if (!last_to_arrive(counters, get_group_id(0), slices, &last)) return;
+    slice_sum2_float(partial, slices, C, c, &s1, &s2, l1, l2);
   }
-}
-
-// Work-groups as bn_statistics_finish.
-__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW, 1)))
-void bn_grad_params_finish(__global const float* partial, const uint slices, const uint C, __global float* dgamma,
-                           __global float* dbeta) {
-  __local float l1[BN_RW][BN_CT], l2[BN_RW][BN_CT];
-  const uint c = get_group_id(0) * BN_CT + get_local_id(0);
-  float s1, s2;
-  slice_sum2_float(partial, slices, C, c, &s1, &s2, l1, l2);
-  if (get_local_id(1) == 0 && c < C) {
+  if (finishes) {
     dgamma[c] = s1;
     dbeta[c] = s2;
   }
@@ -314,5 +305,8 @@ __kernel void bn_grad_input_through_activation(__global const float* x, const ui
 }
 #endif
 )CLC";
+
+inline constexpr auto batch_norm_joined = join_sources(last_group_source, batch_norm_body_source);
+inline constexpr const char* batch_norm_source = batch_norm_joined.data();
 
 }  // namespace pbnn::opencl::kernels
