@@ -1,6 +1,7 @@
 // The device convolution against the CPU's conv2d_layer, every format and the weight schemes,
 // forward and backward from the same weights, inputs and random streams: identical in fixed formats,
-// to a relative 1e-5 in fp32. Shapes cover padding, stride, and weight-gradient reductions longer
+// to a relative 1e-5 in fp32. Shapes cover padding, stride, inputs whose products read them in place
+// of im2col (16 and 32 channels, on tensor cores), and weight-gradient reductions longer
 // than the int32 GEMM sums exactly (chunked in 64 bits: 720 rows for fixed<16>, 65 536 for fixed<8>).
 #include <catch2/catch.hpp>
 
@@ -66,6 +67,9 @@ TEMPLATE_TEST_CASE("OpenCL conv2d equals the CPU layer", "[opencl][conv2d]", fp3
   check_conv<TestType, sign, 3, 3, 9, 5, 3, 2, 1>(*rt);
   check_conv<TestType, stochastic, 2, 5, 8, 4, 5, 1, 2>(*rt);
   check_conv<TestType, real, 2, 4, 7, 3, 3, 1, 0>(*rt);
+  // Channels in whole 16-byte words: on tensor cores the products read x in place of im2col.
+  check_conv<TestType, progressive<>, 3, 16, 6, 8, 3, 1, 1>(*rt);
+  check_conv<TestType, sign, 2, 32, 7, 4, 3, 2, 1>(*rt);
 }
 
 TEST_CASE("OpenCL conv2d chunks a fixed<8> weight gradient beyond 65 000 rows as the CPU does", "[opencl][conv2d]") {

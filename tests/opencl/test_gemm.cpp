@@ -162,6 +162,43 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
   }
 }
 
+// A convolution's products reading the image in place of its im2col equal the products of the
+// im2col itself, bit for bit (the same values summed in the same order), including split k and
+// padding, strides and a 5 x 5 kernel. Devices without tensor-core GEMMs form im2col instead.
+TEMPLATE_TEST_CASE("Convolution products read the image in place as they would read its im2col", "[opencl][gemm]",
+                   float, std::int8_t) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  const opencl::conv_geometry shapes[] = {
+      {3, 10, 10, 16, 3, 1, 1}, {2, 9, 11, 32, 3, 2, 1}, {2, 7, 7, 16, 5, 1, 2}, {40, 8, 8, 16, 3, 1, 1}};
+  if (!opencl::reads_image_in_place<TestType>(*rt, shapes[0])) {
+    WARN("no tensor-core GEMMs on this device: convolutions form im2col");
+    CHECK_FALSE(opencl::reads_image_in_place<TestType>(*rt, shapes[1]));
+    return;
+  }
+  CHECK_FALSE(opencl::reads_image_in_place<TestType>(*rt, opencl::conv_geometry{2, 8, 8, 3, 3, 1, 1}));
+  using R = opencl::detail::gemm_result_t<TestType>;
+  for (const auto& geo : shapes) {
+    INFO(geo.batch << "x" << geo.height << "x" << geo.width << "x" << geo.channels << ", kernel " << geo.kernel
+                   << ", stride " << geo.stride << ", padding " << geo.pad);
+    const std::size_t m = geo.batch * geo.out_height() * geo.out_width(), k = geo.kernel * geo.kernel * geo.channels,
+                      n = 24;
+    std::mt19937 g(static_cast<unsigned>(m + k));
+    opencl::device_buffer<TestType> x, w, dy, cols;
+    x.upload(*rt, random_values<TestType>(geo.image_size(), g));
+    w.upload(*rt, random_values<TestType>(n * k, g));
+    dy.upload(*rt, random_values<TestType>(m * n, g));
+    opencl::im2col(*rt, x, geo, cols);
+    opencl::device_buffer<R> want, got;
+    opencl::matmul_xwt(*rt, cols, w, want, m, n, k);
+    opencl::matmul_image_xwt(*rt, x, geo, w, got, n);
+    CHECK(got.download(*rt) == want.download(*rt));
+    opencl::matmul_dytx(*rt, dy, cols, want, m, n, k);  // the last shape's k (pixels) is split
+    opencl::matmul_dytx_image(*rt, dy, x, geo, got, n);
+    CHECK(got.download(*rt) == want.download(*rt));
+  }
+}
+
 TEST_CASE("Tensor-core tilings default by shape, and one the kernel cannot take is refused by name",
           "[opencl][gemm]") {
   using opencl::mma_tiling;

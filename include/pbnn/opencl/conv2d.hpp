@@ -1,6 +1,8 @@
 #pragma once
 // A 2-D convolution without bias on an OpenCL device, computed as the CPU's conv2d_layer computes it
 // (im2col + GEMM; the same rounding and random streams, drawn from the context at the same points).
+// Where the device allows (reads_image_in_place: tensor cores, channels in whole 16-byte words) the
+// products read x in place of its im2col, which is then never formed: the same sums.
 // dx always goes through dcols and col2im: its int32 sums equal those of the CPU's flipped-kernel
 // path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in runs
 // the int32 GEMM sums exactly, added in 64 bits, then narrow them with one shift, as the CPU does.
@@ -46,22 +48,29 @@ class device_conv2d {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     y.resize(rt, b, Ho * Wo * Cout);
     scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
-    im2col(rt, x.data, geometry(b), cols_);
+    const conv_geometry g = geometry(b);
+    in_place_ = reads_image_in_place<value_type>(rt, g);
+    if (!in_place_) im2col(rt, x.data, g, cols_);
+    const auto product = [&](auto& out) {
+      if (in_place_) matmul_image_xwt(rt, x.data, g, theta_, out, Cout);
+      else matmul_xwt(rt, cols_, theta_, out, m, Cout, patch);
+    };
     if constexpr (!is_fixed_v<format>) {
-      matmul_xwt(rt, cols_, theta_, y.data, m, Cout, patch);  // fp32 exponents stay 0 (tensor.hpp)
+      product(y.data);  // fp32 exponents stay 0 (tensor.hpp)
     } else {
-      matmul_xwt(rt, cols_, theta_, acc_, m, Cout, patch);
+      product(acc_);
       requantize_dynamic(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{});
     }
   }
 
-  // cols still holds the im2col of x from forward().
+  // x is forward()'s (whose im2col cols still holds, unless the products read x in place).
   void backward(runtime& rt, const device_tensor<format>& x, const device_tensor<format>& dy, device_tensor<format>* dx,
                 context& ctx) {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     weight_.grad_factor = 1.0f;
     if constexpr (!is_fixed_v<format>) {
-      matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
+      if (in_place_) matmul_dytx_image(rt, dy.data, x.data, geometry(b), weight_.grad, Cout);
+      else matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
       if (dx) {
         matmul_dyw(rt, dy.data, theta_, dcols_, m, Cout, patch);
         dx->resize(rt, b, H * W * C);
@@ -90,11 +99,14 @@ class device_conv2d {
   void weight_gradient_int(runtime& rt, const device_tensor<format>& dy, const device_tensor<format>& x, std::size_t m) {
     constexpr std::size_t chunk = pbnn::detail::exact_int_reduction<value_type>;
     const std::size_t n = Cout * patch;
+    const conv_geometry g = geometry(x.rows());
     if (m <= chunk) {
-      matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
+      if (in_place_) matmul_dytx_image(rt, dy.data, x.data, g, weight_.grad, Cout);
+      else matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
       sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);
       return;
     }
+    if (in_place_) im2col(rt, x.data, g, cols_);  // the 64-bit reduction reads im2col itself
     matmul_dytx_wide(rt, dy.data, cols_, wide_, m, Cout, patch, chunk);
     weight_.grad.resize(rt, n);
     detail::launch_range(rt, detail::quantize_program<value_type>(rt), "narrow_wide", cl::NDRange(detail::reduction_group),
@@ -109,6 +121,7 @@ class device_conv2d {
   device_buffer<std::int32_t> acc_, dx_acc_;
   device_buffer<grad_value> dcols_;
   device_buffer<std::int64_t> wide_;
+  bool in_place_ = false;  // forward()'s products read x in place: cols_ was not formed
 };
 
 }  // namespace pbnn::opencl

@@ -27,6 +27,7 @@
 
 #include "pbnn/opencl/buffer.hpp"
 #include "pbnn/opencl/cl_types.hpp"
+#include "pbnn/opencl/conv.hpp"
 #include "pbnn/opencl/error.hpp"
 #include "pbnn/opencl/kernels/gemm_cl.hpp"
 #include "pbnn/opencl/kernels/gemm_mma_cl.hpp"
@@ -118,25 +119,41 @@ inline mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, std::size_t k
   return t;
 }
 
+// Which operand of a product is the im2col of an image read in place (gemm_mma_cl.hpp's A_IMAGE,
+// B_IMAGE): none, A (row-major: Y = im2col(x) W^T), or B (k-major: dW = dY^T im2col(x)).
+struct image_operand {
+  enum which_operand { none, a, b } which = none;
+  conv_geometry geometry{};
+};
+
 // The tensor-core kernel for an m x n product whose k slices all start and end at multiples of
 // `align`. A row-major operand is read in 16-byte or 4-byte words where align and its row length
 // allow, a k-major one in words of 4 rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
 template <class T>
 gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
-                     std::size_t align, const gemm_tuning& tuning) {
+                     std::size_t align, const gemm_tuning& tuning, const image_operand& image = {}) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>, "tensor-core GEMMs take int8 or float");
   const mma_tiling t = resolve_mma_tiling(m, n, k, tuning);
   const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
   const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
-  const std::array<int, 11> key{int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
+  const conv_geometry& g = image.geometry;
+  const auto as_key = [](std::size_t v) { return static_cast<int>(v); };
+  const std::array<int, 20> key{int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
                                 int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, t.block, t.warp_m,
-                                t.warp_n, t.k_words, t.stages};
+                                t.warp_n, t.k_words, t.stages, static_cast<int>(image.which),
+                                as_key(g.height), as_key(g.width), as_key(g.channels), as_key(g.out_height()),
+                                as_key(g.out_width()), as_key(g.kernel), as_key(g.stride), as_key(g.pad)};
   const std::string& options = cached_options(key, [&] {
-    return fmt::format(
+    std::string o = fmt::format(
         "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
         "-DBM={} -DBN={} -DWM={} -DWN={} -DKW={} -DSTAGES={}",
         int{std::is_same_v<T, float>}, key[0], key[1], key[2], key[3], key[4], key[5], t.block, t.block, t.warp_m,
         t.warp_n, t.k_words, t.stages);
+    if (image.which != image_operand::none)
+      o += fmt::format(" -D{}_IMAGE=1 -DIMG_H={} -DIMG_W={} -DIMG_C={} -DOUT_H={} -DOUT_W={} -DKSIZE={} -DSTRIDE={} -DPAD={}",
+                       image.which == image_operand::a ? 'A' : 'B', g.height, g.width, g.channels, g.out_height(),
+                       g.out_width(), g.kernel, g.stride, g.pad);
+    return o;
   });
   const auto block = static_cast<std::size_t>(t.block);
   return {&rt.program(kernels::gemm_mma_source, options), "gemm_mma", block,
@@ -151,7 +168,7 @@ gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, b
 inline bool tensor_core_gemms(runtime& rt) {
   return rt.probe("mma.sync GEMMs", [&] {
     const char* env = std::getenv("PBNN_OPENCL_TENSOR_CORES");
-    if ((env && std::string_view(env) == "0") || !rt.has_extension("cl_nv_compiler_options")) return false;
+    if ((env && std::string_view(env) == "0") || !rt.nvidia()) return false;
     try {
       // The kernels a small product takes, created too: some drivers defer the machine code to that step.
       for (const auto& kernel : {detail::mma_gemm<std::int8_t>(rt, 64, 64, 64, false, false, 64, {}),
@@ -198,28 +215,34 @@ inline std::size_t split_count(std::size_t tiles, std::size_t k, std::size_t til
 }
 
 // C[m x n] (=|+=) sum_p opA(i, p) opB(j, p); a_kmajor / b_kmajor: the operand is stored [k x rows].
+// image: an operand that is the im2col of the image in that buffer, read in place (tensor cores only:
+// see reads_image_in_place).
 template <class T>
 void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device_buffer<T>& A, bool a_kmajor,
           const device_buffer<T>& B, bool b_kmajor, device_buffer<gemm_result_t<T>>& C, bool accumulate,
-          const gemm_tuning& t) {
+          const gemm_tuning& t, const image_operand& image = {}) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t>,
                 "pbnn::opencl::gemm: operands must be float, int8 or int16");
   if (t.tile == 0) {  // 64-wide tiles reuse operands twice as much, where C has enough of them to fill a GPU
     gemm_tuning chosen = t;
     chosen.tile = (m / 64) * (n / 64) >= 512 ? 64 : 32;
-    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen);
+    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen, image);
   }
   if (t.tile < 0 || t.per_item <= 0 || t.tile % t.per_item)
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: tile {} must be a positive multiple of per_item {}",
                                             t.tile, t.per_item));
   constexpr auto int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());
-  if (m > int_max || n > int_max || k > int_max || m * k > A.size() || n * k > B.size())
+  const std::size_t a_needs = image.which == image_operand::a ? image.geometry.image_size() : m * k;
+  const std::size_t b_needs = image.which == image_operand::b ? image.geometry.image_size() : n * k;
+  if (m > int_max || n > int_max || k > int_max || a_needs > A.size() || b_needs > B.size())
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: ({} x {} x {}) does not fit operands of {} and {} "
                                             "elements",
                                             m, n, k, A.size(), B.size()));
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
   const bool tensor_cores = !std::is_same_v<T, std::int16_t> && t.tensor_cores && tensor_core_gemms(rt);
+  if (image.which != image_operand::none && !tensor_cores)
+    throw std::logic_error("pbnn::opencl::gemm: an image operand read in place needs tensor-core GEMMs");
   // Tensor-core slices are multiples of 64 long (whole local tiles of either mma kernel), so they
   // keep the operands' word alignment.
   const auto sliced = [&](std::size_t tile) {
@@ -233,7 +256,7 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   };
   gemm_kernel kernel;
   if constexpr (std::is_same_v<T, std::int16_t>) kernel = portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
-  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t)
+  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t, image)
                              : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
   const auto [splits, kchunk] = sliced(kernel.tile);
   if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
@@ -302,6 +325,33 @@ void matmul_dytx(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>
                  device_buffer<detail::gemm_result_t<T>>& dW, std::size_t b, std::size_t n, std::size_t k,
                  const gemm_tuning& t = {}) {
   detail::gemm(rt, n, k, b, dY, true, X, true, dW, false, t);
+}
+
+// Whether a convolution's products can read its input image x in place of im2col(x) on this device
+// (matmul_image_xwt, matmul_dytx_image): int8 or float on tensor cores, and channels that fill whole
+// 16-byte words (so that no word of im2col straddles two kernel taps).
+template <class T>
+bool reads_image_in_place(runtime& rt, const conv_geometry& g, const gemm_tuning& t = {}) {
+  return (std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>) && t.tensor_cores && tensor_core_gemms(rt) &&
+         g.channels % (16 / sizeof(T)) == 0;
+}
+
+// Y[b Ho Wo x n] = im2col(x) W^T, W [n x K K C], x read in place (reads_image_in_place).
+template <class T>
+void matmul_image_xwt(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, const device_buffer<T>& W,
+                      device_buffer<detail::gemm_result_t<T>>& Y, std::size_t n, const gemm_tuning& t = {}) {
+  detail::check_geometry(g);
+  detail::gemm(rt, g.batch * g.out_height() * g.out_width(), n, g.kernel * g.kernel * g.channels, x, false, W, false, Y,
+               false, t, {detail::image_operand::a, g});
+}
+
+// dW[n x K K C] = dY[b Ho Wo x n]^T im2col(x), x read in place (reads_image_in_place).
+template <class T>
+void matmul_dytx_image(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& x, const conv_geometry& g,
+                       device_buffer<detail::gemm_result_t<T>>& dW, std::size_t n, const gemm_tuning& t = {}) {
+  detail::check_geometry(g);
+  detail::gemm(rt, n, g.kernel * g.kernel * g.channels, g.batch * g.out_height() * g.out_width(), dY, true, x, true, dW,
+               false, t, {detail::image_operand::b, g});
 }
 
 }  // namespace pbnn::opencl

@@ -14,7 +14,11 @@
 // STAGES: local tiles (1: store, barrier, multiply, barrier; 2: one barrier per tile);
 // A_WORDS / B_WORDS: 1 where the host has checked that the operand can be read in aligned 4-byte
 // words (always for float), A_ALIGN16 / B_ALIGN16 (row-major operands) in 16-byte ones (see
-// gemm.hpp), else element by element.
+// gemm.hpp), else element by element. A_IMAGE (row-major A) / B_IMAGE (k-major B): the operand is
+// the im2col of a channels-last image batch (conv.hpp), read in place: rows of A / k of B are output
+// pixels, k of A / rows of B (kh, kw, c) entries; geometry IMG_H, IMG_W, IMG_C, OUT_H, OUT_W, KSIZE,
+// STRIDE, PAD, and IMG_C a multiple of the channels in 16 bytes (the host's check), so that a slot of
+// a row-major tile, or a 4-row word of a k-major one, lies within one kernel tap.
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_mma_source = R"CLC(
@@ -126,10 +130,60 @@ inline int row_word_char(const bool row_inside, const int gp, const int kend, co
 }
 #endif
 
-#define FETCH_TILE(R, P0, AT, KMAJOR, WORDS, ALIGN16, ROWS, row0, rows_total, ld, G)                 \
+#ifndef A_IMAGE
+#define A_IMAGE 0
+#endif
+#ifndef B_IMAGE
+#define B_IMAGE 0
+#endif
+#if A_IMAGE || B_IMAGE
+// Where im2col's entry (pixel, patch) lies in the image: its offset, or -1 in the padding.
+int image_offset(const int pixel, const int patch) {
+  const int ow = pixel % OUT_W, rest = pixel / OUT_W, oh = rest % OUT_H, img = rest / OUT_H;
+  const int c = patch % IMG_C, tap = patch / IMG_C, kw = tap % KSIZE, kh = tap / KSIZE;
+  const int ih = oh * STRIDE - PAD + kh, iw = ow * STRIDE - PAD + kw;
+  return ih >= 0 && ih < IMG_H && iw >= 0 && iw < IMG_W ? ((img * IMG_H + ih) * IMG_W + iw) * IMG_C + c : -1;
+}
+// The k-major image operand's words as COLUMN_WORDS reads them from im2col: rows gi .. gi + 3 (channels
+// of one tap) at k = pixel gp (float), or at the pixels gp .. gp + 3 (char).
+#if FLOAT_OPERANDS
+#define IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)                                              \
+  {                                                                                                \
+    const int off = gi < rows_total && gp < kend ? image_offset(gp, gi) : -1;                      \
+    const int4 v = off >= 0 ? as_int4(vload4(0, G + off)) : (int4)0;                              \
+    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;                                                \
+  }
+#else
+#define IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)                                              \
+  for (int q = 0; q < 4; ++q) {                                                                    \
+    const int off = gi < rows_total && gp + q < kend ? image_offset(gp + q, gi) : -1;              \
+    w[q] = off >= 0 ? *(__global const int*)(G + off) : 0;                                         \
+  }
+#endif
+// The row-major image operand's 16-byte slot of row (pixel) gi at k gp.
+#define IMAGE_ROW_SLOT(slot, gi, gp, rows_total, G)                                               \
+  {                                                                                                \
+    const int off = gi < rows_total && gp < kend ? image_offset(gi, gp) : -1;                      \
+    slot = off >= 0 ? *(__global const int4*)(G + off) : (int4)0;                                  \
+  }
+#else
+#define IMAGE_ROW_SLOT(slot, gi, gp, rows_total, G)
+#define IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)
+#endif
+
+#define FETCH_TILE(R, P0, AT, KMAJOR, WORDS, ALIGN16, IMAGE, ROWS, row0, rows_total, ld, G)          \
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
-    if (!KMAJOR) {                                                                                 \
+    if (IMAGE && !KMAJOR) {                                                                        \
+      const int r = l / (KW / 4), gi = row0 + r, gp = P0 + 4 * KPW * (l % (KW / 4));               \
+      IMAGE_ROW_SLOT(R[s], gi, gp, rows_total, G)                                                  \
+    } else if (IMAGE) {                                                                            \
+      const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
+      const int gi = row0 + 4 * rb, gp = P0 + KPW * pb;                                            \
+      int w[4];                                                                                    \
+      IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)                                                 \
+      R[s] = (int4)(w[0], w[1], w[2], w[3]);                                                       \
+    } else if (!KMAJOR) {                                                                          \
       const int r = l / (KW / 4), gi = row0 + r, gp = P0 + 4 * KPW * (l % (KW / 4));               \
       if (ALIGN16) {                                                                               \
         R[s] = (gi < rows_total && gp < kend) ? *(__global const int4*)(G + (size_t)gi * ld + gp) : (int4)0; \
@@ -181,8 +235,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
   int4 a_regs[SLOTS(BM)], b_regs[SLOTS(BN)];
   int p0 = kbegin, stage = 0;
   if (p0 < kend) {
-    FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, BM, row0, m, k, A)
-    FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
+    FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, A_IMAGE, BM, row0, m, k, A)
+    FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_IMAGE, BN, col0, n, k, B)
 #if STAGES == 2
     STORE_TILE(As, a_regs, A_KMAJOR, BM)
     STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
@@ -202,8 +256,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
 #endif
     const bool more = p0 + BK < kend;
     if (more) {  // the next tile's loads are in flight while this one is multiplied
-      FETCH_TILE(a_regs, p0 + BK, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, BM, row0, m, k, A)
-      FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, BN, col0, n, k, B)
+      FETCH_TILE(a_regs, p0 + BK, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, A_IMAGE, BM, row0, m, k, A)
+      FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_IMAGE, BN, col0, n, k, B)
     }
 #pragma unroll
     for (int ks = 0; ks < KW; ks += 8) {  // word offset of each mma step
