@@ -164,7 +164,8 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
 
 // A convolution's products reading the image in place of its im2col equal the products of the
 // im2col itself, bit for bit (the same values summed in the same order), including split k and
-// padding, strides and a 5 x 5 kernel. Devices without tensor-core GEMMs form im2col instead.
+// padding, strides and a 5 x 5 kernel; a stride-1 layer's dX as a convolution of dY equals dcols and
+// col2im (exactly in int8, to rounding in float). Devices without tensor-core GEMMs form im2col instead.
 TEMPLATE_TEST_CASE("Convolution products read the image in place as they would read its im2col", "[opencl][gemm]",
                    float, std::int8_t) {
   auto* rt = test_opencl::shared_runtime();
@@ -182,7 +183,7 @@ TEMPLATE_TEST_CASE("Convolution products read the image in place as they would r
     INFO(geo.batch << "x" << geo.height << "x" << geo.width << "x" << geo.channels << ", kernel " << geo.kernel
                    << ", stride " << geo.stride << ", padding " << geo.pad);
     const std::size_t m = geo.batch * geo.out_height() * geo.out_width(), k = geo.kernel * geo.kernel * geo.channels,
-                      n = 24;
+                      n = 32;
     std::mt19937 g(static_cast<unsigned>(m + k));
     opencl::device_buffer<TestType> x, w, dy, cols;
     x.upload(*rt, random_values<TestType>(geo.image_size(), g));
@@ -196,6 +197,17 @@ TEMPLATE_TEST_CASE("Convolution products read the image in place as they would r
     opencl::matmul_dytx(*rt, dy, cols, want, m, n, k);  // the last shape's k (pixels) is split
     opencl::matmul_dytx_image(*rt, dy, x, geo, got, n);
     CHECK(got.download(*rt) == want.download(*rt));
+    if (geo.stride != 1) {
+      CHECK_FALSE(opencl::dx_reads_image_in_place<TestType>(*rt, geo, n));
+      continue;
+    }
+    // dX of a stride-1 layer as a convolution of dY: the products of dcols, summed in another order.
+    REQUIRE(opencl::dx_reads_image_in_place<TestType>(*rt, geo, n));
+    opencl::device_buffer<R> dcols, dx_want, dx_got;
+    opencl::matmul_dyw(*rt, dy, w, dcols, m, n, k);
+    opencl::col2im(*rt, dcols, geo, dx_want);
+    opencl::matmul_dyw_image(*rt, dy, w, geo, n, dx_got);
+    check_same(dx_got.download(*rt), dx_want.download(*rt));
   }
 }
 

@@ -2,9 +2,11 @@
 // A 2-D convolution without bias on an OpenCL device, computed as the CPU's conv2d_layer computes it
 // (im2col + GEMM; the same rounding and random streams, drawn from the context at the same points).
 // Where the device allows (reads_image_in_place: tensor cores, channels in whole 16-byte words) the
-// products read x in place of its im2col, which is then never formed: the same sums.
-// dx always goes through dcols and col2im: its int32 sums equal those of the CPU's flipped-kernel
-// path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in runs
+// products read x in place of its im2col, which is then never formed (the same sums), and a stride-1
+// layer's dx is a convolution of dy with the flipped kernel (no dcols, no col2im; the same products,
+// summed in another order: identical in fixed formats, within rounding in fp32).
+// Elsewhere dx goes through dcols and col2im. Either way its int32 sums equal those of the CPU's
+// flipped-kernel path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in runs
 // the int32 GEMM sums exactly, added in 64 bits, then narrow them with one shift, as the CPU does.
 #include <algorithm>
 #include <cstddef>
@@ -72,15 +74,13 @@ class device_conv2d {
       if (in_place_) matmul_dytx_image(rt, dy.data, x.data, geometry(b), weight_.grad, Cout);
       else matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
       if (dx) {
-        matmul_dyw(rt, dy.data, theta_, dcols_, m, Cout, patch);
         dx->resize(rt, b, H * W * C);
-        col2im(rt, dcols_, geometry(b), dx->data);
+        input_gradient(rt, dy, dx->data, b);
       }
     } else {
       weight_gradient_int(rt, dy, x, m);
       if (dx) {
-        matmul_dyw(rt, dy.data, theta_, dcols_, m, Cout, patch);
-        col2im(rt, dcols_, geometry(b), dx_acc_);
+        input_gradient(rt, dy, dx_acc_, b);
         dx->resize(rt, b, H * W * C);
         requantize_dynamic(rt, dx_acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
                            ctx.next_stream());
@@ -93,6 +93,16 @@ class device_conv2d {
 
  private:
   static conv_geometry geometry(std::size_t b) { return {b, H, W, C, K, Stride, Pad}; }
+
+  // dX = dY W as sums over the input's pixels: a convolution of dY read in place where the device
+  // allows (dx_reads_image_in_place), else through dcols and col2im.
+  template <class Sum>
+  void input_gradient(runtime& rt, const device_tensor<format>& dy, device_buffer<Sum>& out, std::size_t b) {
+    const conv_geometry g = geometry(b);
+    if (dx_reads_image_in_place<value_type>(rt, g, Cout)) return matmul_dyw_image(rt, dy.data, theta_, g, Cout, out);
+    matmul_dyw(rt, dy.data, theta_, dcols_, b * Ho * Wo, Cout, patch);
+    col2im(rt, dcols_, g, out);
+  }
 
   // dW = dy^T cols over m rows, in runs of the exact int32 reduction added in 64 bits, then narrowed
   // with one shift (conv2d.hpp's contract).

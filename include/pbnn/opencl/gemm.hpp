@@ -119,10 +119,12 @@ inline mma_tiling resolve_mma_tiling(std::size_t m, std::size_t n, std::size_t k
   return t;
 }
 
-// Which operand of a product is the im2col of an image read in place (gemm_mma_cl.hpp's A_IMAGE,
-// B_IMAGE): none, A (row-major: Y = im2col(x) W^T), or B (k-major: dW = dY^T im2col(x)).
+// Which operands of a product are read in place of the matrices they stand for (gemm_mma_cl.hpp's
+// A_IMAGE, B_IMAGE, B_FLIPPED): none; A, an image's im2col (row-major: Y = im2col(x) W^T); B, an image's
+// im2col (k-major: dW = dY^T im2col(x)); or both for a stride-1 convolution's dX (A the im2col of dY,
+// B the weights as the flipped kernel, k-major [n = input channels]). geometry: the image's.
 struct image_operand {
-  enum which_operand { none, a, b } which = none;
+  enum which_operand { none, a, b, dx } which = none;
   conv_geometry geometry{};
 };
 
@@ -138,11 +140,13 @@ gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, b
   const auto words = [&](bool kmajor, std::size_t rows) { return kmajor ? rows % 4 == 0 : aligned(4); };
   const conv_geometry& g = image.geometry;
   const auto as_key = [](std::size_t v) { return static_cast<int>(v); };
-  const std::array<int, 20> key{int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
+  const bool dx = image.which == image_operand::dx;
+  const std::array<int, 21> key{int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
                                 int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, t.block, t.warp_m,
                                 t.warp_n, t.k_words, t.stages, static_cast<int>(image.which),
                                 as_key(g.height), as_key(g.width), as_key(g.channels), as_key(g.out_height()),
-                                as_key(g.out_width()), as_key(g.kernel), as_key(g.stride), as_key(g.pad)};
+                                as_key(g.out_width()), as_key(g.kernel), as_key(g.stride), as_key(g.pad),
+                                dx ? as_key(n) : 0};
   const std::string& options = cached_options(key, [&] {
     std::string o = fmt::format(
         "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
@@ -151,8 +155,9 @@ gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, b
         t.warp_n, t.k_words, t.stages);
     if (image.which != image_operand::none)
       o += fmt::format(" -D{}_IMAGE=1 -DIMG_H={} -DIMG_W={} -DIMG_C={} -DOUT_H={} -DOUT_W={} -DKSIZE={} -DSTRIDE={} -DPAD={}",
-                       image.which == image_operand::a ? 'A' : 'B', g.height, g.width, g.channels, g.out_height(),
+                       image.which == image_operand::b ? 'B' : 'A', g.height, g.width, g.channels, g.out_height(),
                        g.out_width(), g.kernel, g.stride, g.pad);
+    if (dx) o += fmt::format(" -DB_FLIPPED=1 -DW_COUT={} -DW_CIN={}", g.channels, n);
     return o;
   });
   const auto block = static_cast<std::size_t>(t.block);
@@ -232,7 +237,8 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: tile {} must be a positive multiple of per_item {}",
                                             t.tile, t.per_item));
   constexpr auto int_max = static_cast<std::size_t>(std::numeric_limits<int>::max());
-  const std::size_t a_needs = image.which == image_operand::a ? image.geometry.image_size() : m * k;
+  const bool a_image = image.which == image_operand::a || image.which == image_operand::dx;
+  const std::size_t a_needs = a_image ? image.geometry.image_size() : m * k;
   const std::size_t b_needs = image.which == image_operand::b ? image.geometry.image_size() : n * k;
   if (m > int_max || n > int_max || k > int_max || a_needs > A.size() || b_needs > B.size())
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: ({} x {} x {}) does not fit operands of {} and {} "
@@ -343,6 +349,30 @@ void matmul_image_xwt(runtime& rt, const device_buffer<T>& x, const conv_geometr
   detail::check_geometry(g);
   detail::gemm(rt, g.batch * g.out_height() * g.out_width(), n, g.kernel * g.kernel * g.channels, x, false, W, false, Y,
                false, t, {detail::image_operand::a, g});
+}
+
+// Whether a convolution's dX = dY W can run as a convolution of dY read in place (matmul_dyw_image:
+// no dcols, no col2im): as reads_image_in_place for dY's channels, stride 1, and input channels in
+// whole 16-byte words of float (4 bytes of int8). g: the layer's geometry (its input x).
+template <class T>
+bool dx_reads_image_in_place(runtime& rt, const conv_geometry& g, std::size_t out_channels, const gemm_tuning& t = {}) {
+  conv_geometry dy = g;
+  dy.channels = out_channels;  // dY's channels fill the words its im2col is read in
+  return g.stride == 1 && g.pad < g.kernel && g.channels % 4 == 0 && reads_image_in_place<T>(rt, dy, t);
+}
+
+// dX[b H W x C] = dY W as a convolution of dY with the flipped kernel, for a stride-1 convolution of
+// geometry g (its input's) and W [out_channels x K K C]: dY and W read in place
+// (dx_reads_image_in_place). The same products as dcols = dY W then col2im, summed in another order.
+template <class T>
+void matmul_dyw_image(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& W, const conv_geometry& g,
+                      std::size_t out_channels, device_buffer<detail::gemm_result_t<T>>& dX, const gemm_tuning& t = {}) {
+  detail::check_geometry(g);
+  if (g.stride != 1 || g.pad >= g.kernel)
+    throw std::invalid_argument("pbnn::opencl::matmul_dyw_image: a stride-1 convolution padded by less than its kernel");
+  const conv_geometry dy_image{g.batch, g.out_height(), g.out_width(), out_channels, g.kernel, 1, g.kernel - 1 - g.pad};
+  detail::gemm(rt, g.batch * g.height * g.width, g.channels, g.kernel * g.kernel * out_channels, dY, false, W, true, dX,
+               false, t, {detail::image_operand::dx, dy_image});
 }
 
 // dW[n x K K C] = dY[b Ho Wo x n]^T im2col(x), x read in place (reads_image_in_place).

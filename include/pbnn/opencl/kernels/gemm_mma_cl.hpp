@@ -18,7 +18,8 @@
 // the im2col of a channels-last image batch (conv.hpp), read in place: rows of A / k of B are output
 // pixels, k of A / rows of B (kh, kw, c) entries; geometry IMG_H, IMG_W, IMG_C, OUT_H, OUT_W, KSIZE,
 // STRIDE, PAD, and IMG_C a multiple of the channels in 16 bytes (the host's check), so that a slot of
-// a row-major tile, or a 4-row word of a k-major one, lies within one kernel tap.
+// a row-major tile, or a 4-row word of a k-major one, lies within one kernel tap. B_FLIPPED (k-major
+// B): a convolution's weights read as the flipped kernel of its dx product (W_COUT, W_CIN).
 namespace pbnn::opencl::kernels {
 
 inline constexpr const char* gemm_mma_source = R"CLC(
@@ -136,6 +137,10 @@ inline int row_word_char(const bool row_inside, const int gp, const int kend, co
 #ifndef B_IMAGE
 #define B_IMAGE 0
 #endif
+#ifndef B_FLIPPED
+#define B_FLIPPED 0
+#endif
+#define B_GATHERED (B_IMAGE || B_FLIPPED)
 #if A_IMAGE || B_IMAGE
 // Where im2col's entry (pixel, patch) lies in the image: its offset, or -1 in the padding.
 int image_offset(const int pixel, const int patch) {
@@ -144,22 +149,6 @@ int image_offset(const int pixel, const int patch) {
   const int ih = oh * STRIDE - PAD + kh, iw = ow * STRIDE - PAD + kw;
   return ih >= 0 && ih < IMG_H && iw >= 0 && iw < IMG_W ? ((img * IMG_H + ih) * IMG_W + iw) * IMG_C + c : -1;
 }
-// The k-major image operand's words as COLUMN_WORDS reads them from im2col: rows gi .. gi + 3 (channels
-// of one tap) at k = pixel gp (float), or at the pixels gp .. gp + 3 (char).
-#if FLOAT_OPERANDS
-#define IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)                                              \
-  {                                                                                                \
-    const int off = gi < rows_total && gp < kend ? image_offset(gp, gi) : -1;                      \
-    const int4 v = off >= 0 ? as_int4(vload4(0, G + off)) : (int4)0;                              \
-    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;                                                \
-  }
-#else
-#define IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)                                              \
-  for (int q = 0; q < 4; ++q) {                                                                    \
-    const int off = gi < rows_total && gp + q < kend ? image_offset(gp + q, gi) : -1;              \
-    w[q] = off >= 0 ? *(__global const int*)(G + off) : 0;                                         \
-  }
-#endif
 // The row-major image operand's 16-byte slot of row (pixel) gi at k gp.
 #define IMAGE_ROW_SLOT(slot, gi, gp, rows_total, G)                                               \
   {                                                                                                \
@@ -168,7 +157,41 @@ int image_offset(const int pixel, const int patch) {
   }
 #else
 #define IMAGE_ROW_SLOT(slot, gi, gp, rows_total, G)
-#define IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)
+#endif
+
+#if B_FLIPPED
+// dX = dY W of a stride-1 convolution computed as a convolution of dY (A_IMAGE: dY's im2col with
+// padding KSIZE - 1 - pad, taps (kh, kw) standing for the kernel's (KSIZE - 1 - kh, KSIZE - 1 - kw)):
+// B's row c at k = (tap, co) is the weight W[co, KSIZE KSIZE - 1 - tap, c] of W [W_COUT x KSIZE KSIZE
+// W_CIN], read in place.
+int flipped_weight_offset(const int k, const int row) {
+  const int co = k % W_COUT, tap = k / W_COUT;
+  return (co * (KSIZE * KSIZE) + (KSIZE * KSIZE - 1 - tap)) * W_CIN + row;
+}
+#define GATHER_OFFSET(k, row) flipped_weight_offset(k, row)
+#else
+#define GATHER_OFFSET(k, row) image_offset(k, row)
+#endif
+
+#if B_GATHERED
+// The gathered k-major operand's words as COLUMN_WORDS reads them from the matrix it stands for: rows
+// gi .. gi + 3 (consecutive channels) at k = gp (float), or at k = gp .. gp + 3 (char).
+#if FLOAT_OPERANDS
+#define GATHERED_COLUMN_WORDS(gi, gp, rows_total, G, w)                                           \
+  {                                                                                                \
+    const int off = gi < rows_total && gp < kend ? GATHER_OFFSET(gp, gi) : -1;                     \
+    const int4 v = off >= 0 ? as_int4(vload4(0, G + off)) : (int4)0;                              \
+    w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;                                                \
+  }
+#else
+#define GATHERED_COLUMN_WORDS(gi, gp, rows_total, G, w)                                           \
+  for (int q = 0; q < 4; ++q) {                                                                    \
+    const int off = gi < rows_total && gp + q < kend ? GATHER_OFFSET(gp + q, gi) : -1;             \
+    w[q] = off >= 0 ? *(__global const int*)(G + off) : 0;                                         \
+  }
+#endif
+#else
+#define GATHERED_COLUMN_WORDS(gi, gp, rows_total, G, w)
 #endif
 
 #define FETCH_TILE(R, P0, AT, KMAJOR, WORDS, ALIGN16, IMAGE, ROWS, row0, rows_total, ld, G)          \
@@ -181,7 +204,7 @@ int image_offset(const int pixel, const int patch) {
       const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
       const int gi = row0 + 4 * rb, gp = P0 + KPW * pb;                                            \
       int w[4];                                                                                    \
-      IMAGE_COLUMN_WORDS(gi, gp, rows_total, G, w)                                                 \
+      GATHERED_COLUMN_WORDS(gi, gp, rows_total, G, w)                                              \
       R[s] = (int4)(w[0], w[1], w[2], w[3]);                                                       \
     } else if (!KMAJOR) {                                                                          \
       const int r = l / (KW / 4), gi = row0 + r, gp = P0 + 4 * KPW * (l % (KW / 4));               \
@@ -236,7 +259,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
   int p0 = kbegin, stage = 0;
   if (p0 < kend) {
     FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, A_IMAGE, BM, row0, m, k, A)
-    FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_IMAGE, BN, col0, n, k, B)
+    FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_GATHERED, BN, col0, n, k, B)
 #if STAGES == 2
     STORE_TILE(As, a_regs, A_KMAJOR, BM)
     STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
@@ -257,7 +280,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
     const bool more = p0 + BK < kend;
     if (more) {  // the next tile's loads are in flight while this one is multiplied
       FETCH_TILE(a_regs, p0 + BK, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, A_IMAGE, BM, row0, m, k, A)
-      FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_IMAGE, BN, col0, n, k, B)
+      FETCH_TILE(b_regs, p0 + BK, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_GATHERED, BN, col0, n, k, B)
     }
 #pragma unroll
     for (int ks = 0; ks < KW; ks += 8) {  // word offset of each mma step
