@@ -6,8 +6,9 @@
 // layer's dx is a convolution of dy with the flipped kernel (no dcols, no col2im; the same products,
 // summed in another order: identical in fixed formats, within rounding in fp32).
 // Elsewhere dx goes through dcols and col2im. Either way its int32 sums equal those of the CPU's
-// flipped-kernel path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo rows in runs
-// the int32 GEMM sums exactly, added in 64 bits, then narrow them with one shift, as the CPU does.
+// flipped-kernel path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo
+// rows in runs the int32 GEMM sums exactly, added in 64 bits, then narrow them with one shift, as the
+// CPU does.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

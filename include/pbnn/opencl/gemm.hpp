@@ -240,7 +240,8 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   const bool a_image = image.which == image_operand::a || image.which == image_operand::dx;
   const std::size_t a_needs = a_image ? image.geometry.image_size() : m * k;
   const std::size_t b_needs = image.which == image_operand::b ? image.geometry.image_size() : n * k;
-  if (m > int_max || n > int_max || k > int_max || a_needs > A.size() || b_needs > B.size())
+  const bool image_too_large = image.which != image_operand::none && image.geometry.image_size() > int_max;
+  if (m > int_max || n > int_max || k > int_max || image_too_large || a_needs > A.size() || b_needs > B.size())
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: ({} x {} x {}) does not fit operands of {} and {} "
                                             "elements",
                                             m, n, k, A.size(), B.size()));
@@ -353,7 +354,7 @@ void matmul_image_xwt(runtime& rt, const device_buffer<T>& x, const conv_geometr
 
 // Whether a convolution's dX = dY W can run as a convolution of dY read in place (matmul_dyw_image:
 // no dcols, no col2im): as reads_image_in_place for dY's channels, stride 1, and input channels in
-// whole 16-byte words of float (4 bytes of int8). g: the layer's geometry (its input x).
+// fours (the weights are read 4 channels at a time). g: the layer's geometry (its input x).
 template <class T>
 bool dx_reads_image_in_place(runtime& rt, const conv_geometry& g, std::size_t out_channels, const gemm_tuning& t = {}) {
   conv_geometry dy = g;
