@@ -4,8 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -162,6 +164,36 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs on tensor cores equal the portable kernel's and
   }
 }
 
+// Integer products reduce the largest magnitude of the sums they write into a maximum slot (what
+// quantization reads), whether k is split or not, on either kernel.
+TEMPLATE_TEST_CASE("Integer products reduce the largest magnitude of their sums as they write them", "[opencl][gemm]",
+                   std::int8_t, std::int16_t) {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  opencl::gemm_tuning portable;
+  portable.tensor_cores = false;
+  for (const auto& t : {opencl::gemm_tuning{}, portable})
+    for (const auto& [m, n, k] : {std::array<std::size_t, 3>{37, 53, 71}, std::array<std::size_t, 3>{20, 30, 3000}}) {
+      INFO(m << " x " << n << " x " << k << ", tensor cores allowed: " << t.tensor_cores);
+      std::mt19937 g(static_cast<unsigned>(m + n + k));
+      const auto a = random_values<TestType>(m * k, g), b = random_values<TestType>(n * k, g);
+      std::vector<std::int32_t> cpu(m * n);
+      detail::int_matmul_scratch<TestType> scratch;
+      detail::matmul_xwt(a.data(), b.data(), cpu.data(), m, n, k, scratch);
+      std::uint32_t largest = 0;
+      for (const std::int32_t v : cpu) largest = std::max(largest, static_cast<std::uint32_t>(std::abs(v)));
+      opencl::device_buffer<TestType> A, B;
+      A.upload(*rt, a);
+      B.upload(*rt, b);
+      opencl::device_buffer<std::int32_t> C;
+      opencl::device_buffer<std::uint32_t> maxima;
+      maxima.upload(*rt, std::vector<std::uint32_t>{0, 0});
+      opencl::matmul_xwt(*rt, A, B, C, m, n, k, t, opencl::maximum_target{&maxima, 1});
+      check_same(C.download(*rt), cpu);
+      CHECK(maxima.download(*rt) == std::vector<std::uint32_t>{0, largest});
+    }
+}
+
 // A convolution's products reading the image in place of its im2col equal the products of the
 // im2col itself, bit for bit (the same values summed in the same order), including split k and
 // padding, strides and a 5 x 5 kernel; a stride-1 layer's dX as a convolution of dY equals dcols and
@@ -194,6 +226,15 @@ TEMPLATE_TEST_CASE("Convolution products read the image in place as they would r
     opencl::matmul_xwt(*rt, cols, w, want, m, n, k);
     opencl::matmul_image_xwt(*rt, x, geo, w, got, n);
     CHECK(got.download(*rt) == want.download(*rt));
+    if constexpr (!std::is_same_v<TestType, float>) {  // the sums' largest magnitude, reduced as they are written
+      opencl::device_buffer<std::uint32_t> maxima;
+      maxima.upload(*rt, std::vector<std::uint32_t>{0, 0});
+      opencl::matmul_image_xwt(*rt, x, geo, w, got, n, {}, opencl::maximum_target{&maxima, 0});
+      std::uint32_t largest = 0;
+      for (const std::int32_t v : want.download(*rt))
+        largest = std::max(largest, static_cast<std::uint32_t>(std::abs(v)));
+      CHECK(maxima.download(*rt) == std::vector<std::uint32_t>{largest, 0});
+    }
     opencl::matmul_dytx(*rt, dy, cols, want, m, n, k);  // the last shape's k (pixels) is split
     opencl::matmul_dytx_image(*rt, dy, x, geo, got, n);
     CHECK(got.download(*rt) == want.download(*rt));

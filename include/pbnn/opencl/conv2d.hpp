@@ -54,15 +54,16 @@ class device_conv2d {
     const conv_geometry g = geometry(b);
     in_place_ = reads_image_in_place<value_type>(rt, g);
     if (!in_place_) im2col(rt, x.data, g, cols_);
-    const auto product = [&](auto& out) {
-      if (in_place_) matmul_image_xwt(rt, x.data, g, theta_, out, Cout);
-      else matmul_xwt(rt, cols_, theta_, out, m, Cout, patch);
+    const auto product = [&](auto& out, const maximum_target& track) {
+      if (in_place_) matmul_image_xwt(rt, x.data, g, theta_, out, Cout, {}, track);
+      else matmul_xwt(rt, cols_, theta_, out, m, Cout, patch, {}, track);
     };
     if constexpr (!is_fixed_v<format>) {
-      product(y.data);  // fp32 exponents stay 0 (tensor.hpp)
-    } else {
-      product(acc_);
-      requantize_dynamic(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{});
+      product(y.data, {});  // fp32 exponents stay 0 (tensor.hpp)
+    } else {  // the product reduces the sums' largest magnitude for their requantization
+      const maximum_reservation reserved = reserve_maximum(rt, y.size(), y.maxima);
+      product(acc_, tracked_maximum(y.maxima, reserved));
+      requantize_reserved(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{}, reserved);
     }
   }
 
@@ -76,15 +77,16 @@ class device_conv2d {
       else matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
       if (dx) {
         dx->resize(rt, b, H * W * C);
-        input_gradient(rt, dy, dx->data, b);
+        input_gradient(rt, dy, dx->data, b, {});
       }
     } else {
       weight_gradient_int(rt, dy, x, m);
-      if (dx) {
-        input_gradient(rt, dy, dx_acc_, b);
+      if (dx) {  // the product reduces the sums' largest magnitude for their requantization
         dx->resize(rt, b, H * W * C);
-        requantize_dynamic(rt, dx_acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
-                           ctx.next_stream());
+        const maximum_reservation reserved = reserve_maximum(rt, dx->size(), dx->maxima);
+        input_gradient(rt, dy, dx_acc_, b, tracked_maximum(dx->maxima, reserved));
+        requantize_reserved(rt, dx_acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
+                            ctx.next_stream(), reserved);
       }
     }
     if constexpr (is_progressive_v<scheme>) {
@@ -96,13 +98,19 @@ class device_conv2d {
   static conv_geometry geometry(std::size_t b) { return {b, H, W, C, K, Stride, Pad}; }
 
   // dX = dY W as sums over the input's pixels: a convolution of dY read in place where the device
-  // allows (dx_reads_image_in_place), else through dcols and col2im.
+  // allows (dx_reads_image_in_place), else through dcols and col2im; their largest magnitude reduced
+  // into track (integer sums).
   template <class Sum>
-  void input_gradient(runtime& rt, const device_tensor<format>& dy, device_buffer<Sum>& out, std::size_t b) {
+  void input_gradient(runtime& rt, const device_tensor<format>& dy, device_buffer<Sum>& out, std::size_t b,
+                      const maximum_target& track) {
     const conv_geometry g = geometry(b);
-    if (dx_reads_image_in_place<value_type>(rt, g, Cout)) return matmul_dyw_image(rt, dy.data, theta_, g, Cout, out);
+    if (dx_reads_image_in_place<value_type>(rt, g, Cout))
+      return matmul_dyw_image(rt, dy.data, theta_, g, Cout, out, {}, track);
     matmul_dyw(rt, dy.data, theta_, dcols_, b * Ho * Wo, Cout, patch);
     col2im(rt, dcols_, g, out);
+    if constexpr (std::is_same_v<Sum, std::int32_t>)
+      if (track.maxima)
+        detail::enqueue_max_abs<std::int32_t, value_type>(rt, out, g.image_size(), *track.maxima, track.slot);
   }
 
   // dW = dy^T cols over m rows, in runs of the exact int32 reduction added in 64 bits, then narrowed

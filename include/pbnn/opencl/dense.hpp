@@ -80,11 +80,12 @@ class device_dense {
       }
     } else {
       sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);
-      if (dx) {
+      if (dx) {  // the product reduces the sums' largest magnitude for their requantization
         dx->resize(rt, b, In);
-        matmul_dyw(rt, dy.data, theta_, acc_, b, Out, In);
-        requantize_dynamic(rt, acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
-                           ctx.next_stream());
+        const maximum_reservation reserved = reserve_maximum(rt, dx->size(), dx->maxima);
+        matmul_dyw(rt, dy.data, theta_, acc_, b, Out, In, {}, tracked_maximum(dx->maxima, reserved));
+        requantize_reserved(rt, acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
+                            ctx.next_stream(), reserved);
       }
     }
     if constexpr (is_progressive_v<scheme>) {

@@ -33,6 +33,7 @@
 #include "pbnn/opencl/kernels/gemm_mma_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/runtime.hpp"
+#include "pbnn/opencl/tensor.hpp"
 
 namespace pbnn::opencl {
 
@@ -62,12 +63,14 @@ namespace detail {
 template <class T>
 using gemm_result_t = std::conditional_t<std::is_same_v<T, float>, float, std::int32_t>;
 
+// track_max: the kernels that write the final sums reduce their largest magnitude (gemm_cl.hpp).
 template <class T>
-const std::string& gemm_options(bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
-  return cached_options(std::tuple{a_kmajor, b_kmajor, t.tile, t.per_item}, [&] {
-    return fmt::format("-DTA={} -DTACC={} -DA_KMAJOR={} -DB_KMAJOR={} -DTS={} -DWPT={}{}", cl_type_name<T>(),
-                       std::is_same_v<T, float> ? "float" : "int", a_kmajor ? 1 : 0, b_kmajor ? 1 : 0, t.tile,
-                       t.per_item, std::is_same_v<T, float> ? "" : " -DWIDE");
+const std::string& gemm_options(bool a_kmajor, bool b_kmajor, const gemm_tuning& t, bool track_max = false) {
+  return cached_options(std::tuple{a_kmajor, b_kmajor, t.tile, t.per_item, track_max}, [&] {
+    return fmt::format("-DTA={} -DTACC={} -DA_KMAJOR={} -DB_KMAJOR={} -DTS={} -DWPT={} -DTRACK_MAX={}{}",
+                       cl_type_name<T>(), std::is_same_v<T, float> ? "float" : "int", a_kmajor ? 1 : 0,
+                       b_kmajor ? 1 : 0, t.tile, t.per_item, track_max ? 1 : 0,
+                       std::is_same_v<T, float> ? "" : " -DWIDE");
   });
 }
 
@@ -80,9 +83,9 @@ struct gemm_kernel {
 };
 
 template <class T>
-gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_tuning& t) {
+gemm_kernel portable_gemm(runtime& rt, bool a_kmajor, bool b_kmajor, const gemm_tuning& t, bool track_max = false) {
   const auto items = static_cast<std::size_t>(t.tile / t.per_item);
-  return {&rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t)), "gemm",
+  return {&rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t, track_max)), "gemm",
           static_cast<std::size_t>(t.tile), items, items};
 }
 
@@ -133,7 +136,8 @@ struct image_operand {
 // allow, a k-major one in words of 4 rows where its row count is a multiple of 4 (gemm_mma_cl.hpp).
 template <class T>
 gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, bool a_kmajor, bool b_kmajor,
-                     std::size_t align, const gemm_tuning& tuning, const image_operand& image = {}) {
+                     std::size_t align, const gemm_tuning& tuning, const image_operand& image = {},
+                     bool track_max = false) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t>, "tensor-core GEMMs take int8 or float");
   const mma_tiling t = resolve_mma_tiling(m, n, k, tuning);
   const auto aligned = [&](std::size_t bytes) { return (align * sizeof(T)) % bytes == 0 && (k * sizeof(T)) % bytes == 0; };
@@ -141,18 +145,18 @@ gemm_kernel mma_gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, b
   const conv_geometry& g = image.geometry;
   const auto as_key = [](std::size_t v) { return static_cast<int>(v); };
   const bool dx = image.which == image_operand::dx;
-  const std::array<int, 21> key{int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)}, int{words(b_kmajor, n)},
-                                int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)}, t.block, t.warp_m,
-                                t.warp_n, t.k_words, t.stages, static_cast<int>(image.which),
+  const std::array<int, 22> key{int{track_max}, int{a_kmajor}, int{b_kmajor}, int{words(a_kmajor, m)},
+                                int{words(b_kmajor, n)}, int{!a_kmajor && aligned(16)}, int{!b_kmajor && aligned(16)},
+                                t.block, t.warp_m, t.warp_n, t.k_words, t.stages, static_cast<int>(image.which),
                                 as_key(g.height), as_key(g.width), as_key(g.channels), as_key(g.out_height()),
                                 as_key(g.out_width()), as_key(g.kernel), as_key(g.stride), as_key(g.pad),
                                 dx ? as_key(n) : 0};
   const std::string& options = cached_options(key, [&] {
     std::string o = fmt::format(
         "-DFLOAT_OPERANDS={} -DA_KMAJOR={} -DB_KMAJOR={} -DA_WORDS={} -DB_WORDS={} -DA_ALIGN16={} -DB_ALIGN16={} "
-        "-DBM={} -DBN={} -DWM={} -DWN={} -DKW={} -DSTAGES={}",
-        int{std::is_same_v<T, float>}, key[0], key[1], key[2], key[3], key[4], key[5], t.block, t.block, t.warp_m,
-        t.warp_n, t.k_words, t.stages);
+        "-DBM={} -DBN={} -DWM={} -DWN={} -DKW={} -DSTAGES={} -DTRACK_MAX={}",
+        int{std::is_same_v<T, float>}, int{a_kmajor}, int{b_kmajor}, key[3], key[4], key[5], key[6], t.block, t.block,
+        t.warp_m, t.warp_n, t.k_words, t.stages, int{track_max});
     if (image.which != image_operand::none)
       o += fmt::format(" -D{}_IMAGE=1 -DIMG_H={} -DIMG_W={} -DIMG_C={} -DOUT_H={} -DOUT_W={} -DKSIZE={} -DSTRIDE={} -DPAD={}",
                        image.which == image_operand::b ? 'B' : 'A', g.height, g.width, g.channels, g.out_height(),
@@ -197,16 +201,21 @@ inline std::size_t common_alignment(std::initializer_list<std::size_t> values) {
 }
 
 // kernel over p in [kbase + z kchunk, kbase + (z + 1) kchunk), p < kstop, for z < splits, split z into
-// the z-th m x n slice of target.
+// the z-th m x n slice of target; a kernel built with TRACK_MAX reduces into track.
 inline void enqueue_gemm(runtime& rt, const gemm_kernel& kernel, std::size_t m, std::size_t n, std::size_t k,
                          const cl::Buffer& A, const cl::Buffer& B, const cl::Buffer& target, bool accumulate,
-                         std::size_t splits, std::size_t kchunk, std::size_t kbase, std::size_t kstop) {
-  launch_range(rt, *kernel.program, kernel.name,
-               cl::NDRange((n + kernel.tile - 1) / kernel.tile * kernel.local_x,
-                           (m + kernel.tile - 1) / kernel.tile * kernel.local_y, splits),
-               cl::NDRange(kernel.local_x, kernel.local_y, 1), static_cast<cl_int>(m), static_cast<cl_int>(n),
-               static_cast<cl_int>(k), A, B, target, cl_int{accumulate}, static_cast<cl_int>(kchunk),
-               static_cast<cl_int>(kbase), static_cast<cl_int>(kstop));
+                         std::size_t splits, std::size_t kchunk, std::size_t kbase, std::size_t kstop,
+                         const maximum_target& track = {}) {
+  const auto launch_with = [&](const auto&... track_args) {
+    launch_range(rt, *kernel.program, kernel.name,
+                 cl::NDRange((n + kernel.tile - 1) / kernel.tile * kernel.local_x,
+                             (m + kernel.tile - 1) / kernel.tile * kernel.local_y, splits),
+                 cl::NDRange(kernel.local_x, kernel.local_y, 1), static_cast<cl_int>(m), static_cast<cl_int>(n),
+                 static_cast<cl_int>(k), A, B, target, cl_int{accumulate}, static_cast<cl_int>(kchunk),
+                 static_cast<cl_int>(kbase), static_cast<cl_int>(kstop), track_args...);
+  };
+  if (track.maxima) launch_with(track.maxima->handle(), cl_uint{track.slot});
+  else launch_with();
   if (rt.profiling()) rt.label_last(fmt::format("{} {}x{}x{} /{}", kernel.name, m, n, k, splits));
 }
 
@@ -221,17 +230,17 @@ inline std::size_t split_count(std::size_t tiles, std::size_t k, std::size_t til
 
 // C[m x n] (=|+=) sum_p opA(i, p) opB(j, p); a_kmajor / b_kmajor: the operand is stored [k x rows].
 // image: an operand that is the im2col of the image in that buffer, read in place (tensor cores only:
-// see reads_image_in_place).
+// see reads_image_in_place). track (integer sums): where the largest |C| is reduced as C is written.
 template <class T>
 void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device_buffer<T>& A, bool a_kmajor,
           const device_buffer<T>& B, bool b_kmajor, device_buffer<gemm_result_t<T>>& C, bool accumulate,
-          const gemm_tuning& t, const image_operand& image = {}) {
+          const gemm_tuning& t, const image_operand& image = {}, const maximum_target& track = {}) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t>,
                 "pbnn::opencl::gemm: operands must be float, int8 or int16");
   if (t.tile == 0) {  // 64-wide tiles reuse operands twice as much, where C has enough of them to fill a GPU
     gemm_tuning chosen = t;
     chosen.tile = (m / 64) * (n / 64) >= 512 ? 64 : 32;
-    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen, image);
+    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen, image, track);
   }
   if (t.tile < 0 || t.per_item <= 0 || t.tile % t.per_item)
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: tile {} must be a positive multiple of per_item {}",
@@ -250,6 +259,8 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   const bool tensor_cores = !std::is_same_v<T, std::int16_t> && t.tensor_cores && tensor_core_gemms(rt);
   if (image.which != image_operand::none && !tensor_cores)
     throw std::logic_error("pbnn::opencl::gemm: an image operand read in place needs tensor-core GEMMs");
+  if (std::is_same_v<T, float> && track.maxima)
+    throw std::logic_error("pbnn::opencl::gemm: the largest magnitude is reduced for integer sums only");
   // Tensor-core slices are multiples of 64 long (whole local tiles of either mma kernel), so they
   // keep the operands' word alignment.
   const auto sliced = [&](std::size_t tile) {
@@ -261,33 +272,47 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
     }
     return std::pair{splits, kchunk};
   };
-  gemm_kernel kernel;
-  if constexpr (std::is_same_v<T, std::int16_t>) kernel = portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
-  else kernel = tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t, image)
-                             : portable_gemm<T>(rt, a_kmajor, b_kmajor, t);
+  // The tile (the same with or without tracking) decides the split; the kernel writing the final sums tracks.
+  const auto kernel_for = [&](bool track_max) {
+    if constexpr (std::is_same_v<T, std::int16_t>) return portable_gemm<T>(rt, a_kmajor, b_kmajor, t, track_max);
+    else
+      return tensor_cores ? mma_gemm<T>(rt, m, n, k, a_kmajor, b_kmajor, common_alignment({k}), t, image, track_max)
+                          : portable_gemm<T>(rt, a_kmajor, b_kmajor, t, track_max);
+  };
+  const bool tracks = track.maxima != nullptr;
+  const gemm_kernel kernel = kernel_for(false);
   const auto [splits, kchunk] = sliced(kernel.tile);
-  if (splits == 1) return enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k);
+  if (splits == 1)
+    return enqueue_gemm(rt, tracks ? kernel_for(true) : kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate,
+                        1, k, 0, k, track);
   const cl::Buffer& slices = rt.scratch(splits * m * n * sizeof(gemm_result_t<T>));
   enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), slices, false, splits, kchunk, 0, k);
-  launch(rt, rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t)), "gemm_sum_splits", m * n,
-         slices, static_cast<cl_int>(splits), checked_count(m * n), C.handle(), cl_int{accumulate});
+  const cl::Program& sums = rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t, tracks));
+  if (!tracks)
+    return launch(rt, sums, "gemm_sum_splits", m * n, slices, static_cast<cl_int>(splits), checked_count(m * n),
+                  C.handle(), cl_int{accumulate});
+  launch_range(rt, sums, "gemm_sum_splits", elementwise_range(m * n), cl::NDRange(256), slices,
+               static_cast<cl_int>(splits), checked_count(m * n), C.handle(), cl_int{accumulate},
+               track.maxima->handle(), cl_uint{track.slot});
 }
 
 }  // namespace detail
 
 // Y[b x n] = X[b x k] W^T
+// track (integer sums): where their largest magnitude is reduced as they are written, here and in
+// the products below that take one.
 template <class T>
 void matmul_xwt(runtime& rt, const device_buffer<T>& X, const device_buffer<T>& W,
                 device_buffer<detail::gemm_result_t<T>>& Y, std::size_t b, std::size_t n, std::size_t k,
-                const gemm_tuning& t = {}) {
-  detail::gemm(rt, b, n, k, X, false, W, false, Y, false, t);
+                const gemm_tuning& t = {}, const maximum_target& track = {}) {
+  detail::gemm(rt, b, n, k, X, false, W, false, Y, false, t, {}, track);
 }
 // dX[b x k] = dY[b x n] W
 template <class T>
 void matmul_dyw(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& W,
                 device_buffer<detail::gemm_result_t<T>>& dX, std::size_t b, std::size_t n, std::size_t k,
-                const gemm_tuning& t = {}) {
-  detail::gemm(rt, b, k, n, dY, false, W, true, dX, false, t);
+                const gemm_tuning& t = {}, const maximum_target& track = {}) {
+  detail::gemm(rt, b, k, n, dY, false, W, true, dX, false, t, {}, track);
 }
 // dW[n x k] = dY[b x n]^T X[b x k] in 64 bits, for integer operands whose int32 sums are exact only
 // over exact_rows rows (int16, or int8 over long batches): each run of at most exact_rows rows (shorter
@@ -346,10 +371,11 @@ bool reads_image_in_place(runtime& rt, const conv_geometry& g, const gemm_tuning
 // Y[b Ho Wo x n] = im2col(x) W^T, W [n x K K C], x read in place (reads_image_in_place).
 template <class T>
 void matmul_image_xwt(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, const device_buffer<T>& W,
-                      device_buffer<detail::gemm_result_t<T>>& Y, std::size_t n, const gemm_tuning& t = {}) {
+                      device_buffer<detail::gemm_result_t<T>>& Y, std::size_t n, const gemm_tuning& t = {},
+                      const maximum_target& track = {}) {
   detail::check_geometry(g);
   detail::gemm(rt, g.batch * g.out_height() * g.out_width(), n, g.kernel * g.kernel * g.channels, x, false, W, false, Y,
-               false, t, {detail::image_operand::a, g});
+               false, t, {detail::image_operand::a, g}, track);
 }
 
 // Whether a convolution's dX = dY W can run as a convolution of dY read in place (matmul_dyw_image:
@@ -367,13 +393,14 @@ bool dx_reads_image_in_place(runtime& rt, const conv_geometry& g, std::size_t ou
 // (dx_reads_image_in_place). The same products as dcols = dY W then col2im, summed in another order.
 template <class T>
 void matmul_dyw_image(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& W, const conv_geometry& g,
-                      std::size_t out_channels, device_buffer<detail::gemm_result_t<T>>& dX, const gemm_tuning& t = {}) {
+                      std::size_t out_channels, device_buffer<detail::gemm_result_t<T>>& dX, const gemm_tuning& t = {},
+                      const maximum_target& track = {}) {
   detail::check_geometry(g);
   if (g.stride != 1 || g.pad >= g.kernel)
     throw std::invalid_argument("pbnn::opencl::matmul_dyw_image: a stride-1 convolution padded by less than its kernel");
   const conv_geometry dy_image{g.batch, g.out_height(), g.out_width(), out_channels, g.kernel, 1, g.kernel - 1 - g.pad};
   detail::gemm(rt, g.batch * g.height * g.width, g.channels, g.kernel * g.kernel * out_channels, dY, false, W, true, dX,
-               false, t, {detail::image_operand::dx, dy_image});
+               false, t, {detail::image_operand::dx, dy_image}, track);
 }
 
 // dW[n x K K C] = dY[b Ho Wo x n]^T im2col(x), x read in place (reads_image_in_place).

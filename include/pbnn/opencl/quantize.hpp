@@ -82,6 +82,12 @@ inline maximum_reservation reserve_maximum(runtime& rt, std::size_t n, maximum_s
   maxima.current ^= 1u;
   return {slot, 1};
 }
+// Where the kernel that writes the sums should reduce their largest magnitude for a reservation
+// (none where the quantization reduces it itself).
+inline maximum_target tracked_maximum(const maximum_slots& maxima, maximum_reservation reserved) {
+  if (!reserved.in_slot) return {};
+  return {&maxima.slots, reserved.slot};
+}
 
 // The progressive activation of a tensor as it is quantized: theta = clamp(v q 2^e, -1, 1) of its
 // values q 2^e, n values of the format's storage in units of 2^-unit_frac (binarize.hpp's
@@ -185,11 +191,11 @@ void quantize_dynamic(runtime& rt, const device_buffer<float>& src, device_tenso
   quantize_into(rt, src, dst.size(), dst.data, dst.exp, format_traits<Format>::operand_max, mode, rnd, dst.maxima);
 }
 
-// dst (already sized to n = dst.size()) = int32 sums acc, of exponent `exponent`, requantized with the
-// smallest right shift that fits the format's operand_max (pbnn::requantize_dynamic).
+// requantize_dynamic where the kernel that wrote the sums reduced their largest magnitude into
+// tracked_maximum(dst.maxima, reserved), reserved = reserve_maximum(rt, dst.size(), dst.maxima).
 template <class Format>
-void requantize_dynamic(runtime& rt, const device_buffer<std::int32_t>& acc, const exponent_sum& exponent,
-                        device_tensor<Format>& dst, rounding mode, stream rnd) {
+void requantize_reserved(runtime& rt, const device_buffer<std::int32_t>& acc, const exponent_sum& exponent,
+                         device_tensor<Format>& dst, rounding mode, stream rnd, maximum_reservation reserved) {
   using Int = storage_t<Format>;
   const std::size_t n = dst.size();
   if (acc.size() < n) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums are fewer than the tensor");
@@ -199,18 +205,27 @@ void requantize_dynamic(runtime& rt, const device_buffer<std::int32_t>& acc, con
   const cl_int use_b = exponent.b != nullptr, qmax = format_traits<Format>::operand_max;
   const cl_int stochastic = mode == rounding::stochastic;
   const auto key = static_cast<cl_uint>(rnd.key);
-  if (n <= detail::one_group_limit) {
+  if (!reserved.in_slot) {
     detail::launch_range(rt, detail::quantize_program<Int>(rt), "requantize_small", cl::NDRange(detail::reduction_group),
                          cl::NDRange(detail::reduction_group), acc.handle(), detail::checked_count(n),
                          exponent.a->handle(), exp_b.handle(), use_b, cl_int{exponent.constant}, dst.data.handle(),
                          dst.exp.handle(), qmax, key, stochastic);
     return;
   }
-  const maximum_reservation reserved = reserve_maximum(rt, n, dst.maxima);
-  detail::enqueue_max_abs<std::int32_t, Int>(rt, acc, n, dst.maxima.slots, reserved.slot);
   detail::launch(rt, detail::quantize_program<Int>(rt), "requantize", n, acc.handle(), detail::checked_count(n),
                  exponent.a->handle(), exp_b.handle(), use_b, cl_int{exponent.constant}, dst.maxima.slots.handle(),
                  reserved.slot, dst.data.handle(), dst.exp.handle(), qmax, key, stochastic);
+}
+
+// dst (already sized to n = dst.size()) = int32 sums acc, of exponent `exponent`, requantized with the
+// smallest right shift that fits the format's operand_max (pbnn::requantize_dynamic).
+template <class Format>
+void requantize_dynamic(runtime& rt, const device_buffer<std::int32_t>& acc, const exponent_sum& exponent,
+                        device_tensor<Format>& dst, rounding mode, stream rnd) {
+  const maximum_reservation reserved = reserve_maximum(rt, dst.size(), dst.maxima);
+  if (reserved.in_slot && acc.size() >= dst.size())
+    detail::enqueue_max_abs<std::int32_t, storage_t<Format>>(rt, acc, dst.size(), dst.maxima.slots, reserved.slot);
+  requantize_reserved(rt, acc, exponent, dst, mode, rnd, reserved);
 }
 
 }  // namespace pbnn::opencl

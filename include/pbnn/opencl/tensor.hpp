@@ -27,6 +27,13 @@ struct maximum_slots {
   }
 };
 
+// Where a kernel that writes a tensor's integer sums also reduces their largest magnitude: a slot
+// of the tensor's maxima (quantize.hpp's reservation); none where maxima is null.
+struct maximum_target {
+  const device_buffer<std::uint32_t>* maxima = nullptr;
+  std::uint32_t slot = 0;
+};
+
 template <class Format>
 struct device_tensor {
   using format = Format;

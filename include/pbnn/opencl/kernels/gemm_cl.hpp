@@ -10,9 +10,39 @@
 // Split k: work-group z of the third dimension sums p in [kbase + z kchunk, kbase + (z + 1) kchunk),
 // p < kstop, into its own m x n slice of C (a workspace), and gemm_sum_splits adds the slices up
 // (gemm_sum_splits_wide in 64 bits); with one split from 0 to k, C itself.
+// -DTRACK_MAX=1 (int sums): the kernel that writes the final sums (gemm, or gemm_sum_splits after a
+// split) also reduces their largest magnitude into maxima[slot], as quantize_cl.hpp's max_abs_int
+// would after it (track_max_source).
+#include "pbnn/opencl/kernels/join.hpp"
+
 namespace pbnn::opencl::kernels {
 
-inline constexpr const char* gemm_source = R"CLC(
+// OpenCL C shared by the GEMM sources: a work-group's largest |sum| into maxima[slot] (one atomic).
+inline constexpr char track_max_source[] = R"CLC(
+#ifndef TRACK_MAX
+#define TRACK_MAX 0
+#endif
+#if TRACK_MAX
+#define TRACK_MAX_ARGS , volatile __global uint* maxima, const uint slot
+// The largest of the group's `mine` into maxima[slot]: items (the group's size, a power of two)
+// uints of scratch, item this work-item's index in the group. Uniform barriers.
+void group_max_into(const uint mine, __local uint* scratch, const int items, const int item,
+                    volatile __global uint* maxima, const uint slot) {
+  barrier(CLK_LOCAL_MEM_FENCE);  // scratch may be a tile the group has just read
+  scratch[item] = mine;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int s = items / 2; s > 0; s >>= 1) {
+    if (item < s) scratch[item] = max(scratch[item], scratch[item + s]);
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (item == 0) atomic_max(maxima + slot, scratch[0]);
+}
+#else
+#define TRACK_MAX_ARGS
+#endif
+)CLC";
+
+inline constexpr char gemm_body_source[] = R"CLC(
 #ifndef TS
 #define TS 32
 #endif
@@ -34,7 +64,8 @@ inline constexpr const char* gemm_source = R"CLC(
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
-          __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop) {
+          __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop
+          TRACK_MAX_ARGS) {
   const int tx = get_local_id(0), ty = get_local_id(1);  // tx: columns of C, ty: rows
   const int col0 = get_group_id(0) * TS, row0 = get_group_id(1) * TS;
   const int kbegin = kbase + get_group_id(2) * kchunk, kend = min(kstop, kbegin + kchunk);
@@ -76,6 +107,7 @@ void gemm(const int m, const int n, const int k, __global const TA* restrict A, 
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
+  uint largest = 0;  // of the sums written, where TRACK_MAX
   for (int wi = 0; wi < WPT; ++wi) {
     const int i = row0 + ty + wi * RTS;
     if (i >= m) continue;
@@ -83,20 +115,38 @@ void gemm(const int m, const int n, const int k, __global const TA* restrict A, 
       const int j = col0 + tx + wj * RTS;
       if (j < n) {
         __global TACC* c = C + (size_t)i * n + j;
-        *c = accumulate ? *c + acc[wi][wj] : acc[wi][wj];
+        const TACC sum = accumulate ? *c + acc[wi][wj] : acc[wi][wj];
+        *c = sum;
+#if TRACK_MAX
+        largest = max(largest, (uint)abs(sum));
+#endif
       }
     }
   }
+#if TRACK_MAX
+  __local uint scratch[RTS * RTS];
+  group_max_into(largest, scratch, RTS * RTS, ty * RTS + tx, maxima, slot);
+#endif
 }
 
-// C[i] (=|+=) the sum of the splits' slices W[z mn + i], z = 0 .. splits - 1 in order.
+// C[i] (=|+=) the sum of the splits' slices W[z mn + i], z = 0 .. splits - 1 in order. TRACK_MAX:
+// work-groups of 256.
 __kernel void gemm_sum_splits(__global const TACC* restrict W, const int splits, const uint mn,
-                              __global TACC* restrict C, const int accumulate) {
+                              __global TACC* restrict C, const int accumulate TRACK_MAX_ARGS) {
   const uint i = get_global_id(0);
-  if (i >= mn) return;
-  TACC s = accumulate ? C[i] : (TACC)0;
-  for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
-  C[i] = s;
+  uint largest = 0;
+  if (i < mn) {
+    TACC s = accumulate ? C[i] : (TACC)0;
+    for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
+    C[i] = s;
+#if TRACK_MAX
+    largest = abs(s);
+#endif
+  }
+#if TRACK_MAX
+  __local uint scratch[256];
+  group_max_into(largest, scratch, 256, get_local_id(0), maxima, slot);
+#endif
 }
 
 #ifdef WIDE
@@ -111,5 +161,8 @@ __kernel void gemm_sum_splits_wide(__global const int* restrict W, const int spl
 }
 #endif
 )CLC";
+
+inline constexpr auto gemm_joined = join_sources(track_max_source, gemm_body_source);
+inline constexpr const char* gemm_source = gemm_joined.data();
 
 }  // namespace pbnn::opencl::kernels

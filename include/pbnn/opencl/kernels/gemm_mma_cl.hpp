@@ -20,9 +20,13 @@
 // STRIDE, PAD, and IMG_C a multiple of the channels in 16 bytes (the host's check), so that a slot of
 // a row-major tile, or a 4-row word of a k-major one, lies within one kernel tap. B_FLIPPED (k-major
 // B): a convolution's weights read as the flipped kernel of its dx product (W_COUT, W_CIN).
+// TRACK_MAX (char operands): as gemm_cl.hpp's.
+#include "pbnn/opencl/kernels/gemm_cl.hpp"
+#include "pbnn/opencl/kernels/join.hpp"
+
 namespace pbnn::opencl::kernels {
 
-inline constexpr const char* gemm_mma_source = R"CLC(
+inline constexpr char gemm_mma_body_source[] = R"CLC(
 #if FLOAT_OPERANDS
 #define TA float
 #define TACC float
@@ -238,7 +242,8 @@ int flipped_weight_offset(const int k, const int row) {
 
 __kernel __attribute__((reqd_work_group_size(THREADS, 1, 1)))
 void gemm_mma(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
-              __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop) {
+              __global TACC* restrict C, const int accumulate, const int kchunk, const int kbase, const int kstop
+              TRACK_MAX_ARGS) {
   const int tid = get_local_id(0), lane = tid % 32, warp = tid / 32;
   const int group = lane / 4, in_group = lane % 4;  // the fragment coordinates of PTX's mma layouts
   const int wrow = (warp / WARPS_N) * WM, wcol = (warp % WARPS_N) * WN;
@@ -335,6 +340,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
   }
+  uint largest = 0;  // of the sums written, where TRACK_MAX
 #pragma unroll
   for (int i = 0; i < FM; ++i)
 #pragma unroll
@@ -344,10 +350,20 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
         const int r = row0 + wrow + 16 * i + group + (e >= 2 ? 8 : 0), c = col0 + wcol + 8 * j + 2 * in_group + (e & 1);
         if (r < m && c < n) {
           __global TACC* out = C + (size_t)r * n + c;
-          *out = accumulate ? *out + acc[i][j][e] : acc[i][j][e];
+          const TACC sum = accumulate ? *out + acc[i][j][e] : acc[i][j][e];
+          *out = sum;
+#if TRACK_MAX && !FLOAT_OPERANDS
+          largest = max(largest, (uint)abs(sum));
+#endif
         }
       }
+#if TRACK_MAX && !FLOAT_OPERANDS
+  group_max_into(largest, (__local uint*)As, THREADS, tid, maxima, slot);  // As: STAGES BM BKW >= THREADS words
+#endif
 }
 )CLC";
+
+inline constexpr auto gemm_mma_joined = join_sources(track_max_source, gemm_mma_body_source);
+inline constexpr const char* gemm_mma_source = gemm_mma_joined.data();
 
 }  // namespace pbnn::opencl::kernels
