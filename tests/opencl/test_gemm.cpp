@@ -97,7 +97,48 @@ TEMPLATE_TEST_CASE("OpenCL GEMMs match the CPU backend's products", "[opencl][ge
   // Long reductions over few outputs: k split over work-groups, the slices summed after.
   REQUIRE(opencl::detail::split_count(1, 3000, 32, opencl::gemm_tuning{}) == 5);
   check_products<TestType>(*rt, 3000, 20, 30, standard);  // dW = dY^T X sums 3000 rows
-  check_products<TestType>(*rt, 5, 7, 3000, standard);    // Y = X W^T sums 3000 inputs
+  check_products<TestType>(*rt, 5, 7, 3000, standard);    // Y = X W^T sums 3000 inputs (float: few-row kernels)
+}
+
+// A small batch's float products take the few-row kernels (gemm_few_rows_cl.hpp) where their shape
+// allows: the layer's three products against the CPU's, for 1 to 8 rows, outputs that fill part of a
+// work-group and several, and onto what C holds.
+TEST_CASE("Float products of a few rows match the CPU's, and accumulate", "[opencl][gemm]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  opencl::gemm_tuning few;
+  REQUIRE(few.few_rows);
+  for (const auto& [b, n, k] : {std::array<std::size_t, 3>{8, 1024, 512}, std::array<std::size_t, 3>{3, 10, 1024},
+                                std::array<std::size_t, 3>{8, 36, 40}, std::array<std::size_t, 3>{1, 4, 4},
+                                std::array<std::size_t, 3>{7, 100, 2000}, std::array<std::size_t, 3>{5, 33, 36}})
+    check_products<float>(*rt, b, n, k, few);
+  // C += A B for each kernel: Y += X W^T, dX += dY W, dW += dY^T X.
+  const std::size_t m = 6, n = 44, k = 20;
+  std::mt19937 g(9);
+  const auto x = random_values<float>(m * k, g), w = random_values<float>(n * k, g), dy = random_values<float>(m * n, g);
+  opencl::device_buffer<float> X, W, DY, out;
+  X.upload(*rt, x);
+  W.upload(*rt, w);
+  DY.upload(*rt, dy);
+  const auto twice = [](std::vector<float> v) {
+    for (auto& e : v) e += e;
+    return v;
+  };
+  std::vector<float> cpu(m * n);
+  detail::matmul_xwt(x.data(), w.data(), cpu.data(), m, n, k);
+  opencl::detail::gemm(*rt, m, n, k, X, false, W, false, out, false, few);
+  opencl::detail::gemm(*rt, m, n, k, X, false, W, false, out, true, few);
+  check_same(out.download(*rt), twice(cpu));
+  cpu.assign(m * k, 0);
+  detail::matmul_dyw(dy.data(), w.data(), cpu.data(), m, n, k);
+  opencl::detail::gemm(*rt, m, k, n, DY, false, W, true, out, false, few);
+  opencl::detail::gemm(*rt, m, k, n, DY, false, W, true, out, true, few);
+  check_same(out.download(*rt), twice(cpu));
+  cpu.assign(n * k, 0);
+  detail::matmul_dytx(dy.data(), x.data(), cpu.data(), m, n, k);
+  opencl::detail::gemm(*rt, n, k, m, DY, true, X, true, out, false, few);
+  opencl::detail::gemm(*rt, n, k, m, DY, true, X, true, out, true, few);
+  check_same(out.download(*rt), twice(cpu));
 }
 
 // A product whose k is split adds its slices into C, or onto what C holds, the same each time it

@@ -8,7 +8,8 @@
 // on NVIDIA tensor cores (gemm_mma_cl.hpp) where the device builds those kernels: int8 sums equal to
 // the portable kernel's, float ones through 3xTF32 (about fp32's precision). int16 products always
 // take the portable kernel. PBNN_OPENCL_TENSOR_CORES=0 in the environment, or
-// gemm_tuning::tensor_cores, turns tensor cores off.
+// gemm_tuning::tensor_cores, turns tensor cores off. Float products of a batch of at most 8 rows take
+// gemm_few_rows_cl.hpp's kernels on any device (gemm_tuning::few_rows).
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -30,6 +31,7 @@
 #include "pbnn/opencl/conv.hpp"
 #include "pbnn/opencl/error.hpp"
 #include "pbnn/opencl/kernels/gemm_cl.hpp"
+#include "pbnn/opencl/kernels/gemm_few_rows_cl.hpp"
 #include "pbnn/opencl/kernels/gemm_mma_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/runtime.hpp"
@@ -56,6 +58,10 @@ struct gemm_tuning {
   std::size_t min_split_k = 512;
   bool tensor_cores = true;  // int8 and float operands through PTX mma.sync where the device compiles it
   mma_tiling mma{};
+  // Float products of a batch of at most 8 rows (a small batch's dense layers) through the kernels
+  // of gemm_few_rows_cl.hpp, which read each weight once in 16-byte words: on an H200 the batch-8
+  // products of Table 1's dense layers take 0.09 ms of device time in place of 0.19 (bench/RESULTS.md).
+  bool few_rows = true;
 };
 
 namespace detail {
@@ -228,6 +234,40 @@ inline std::size_t split_count(std::size_t tiles, std::size_t k, std::size_t til
   return std::max<std::size_t>(1, std::min(wanted, most));
 }
 
+inline constexpr std::size_t few_rows_limit = 8;
+
+// Enqueues C (=|+=) the float product through gemm_few_rows_cl.hpp where its shape is one those
+// kernels take (a few rows, word-aligned rows of the wide operands); returns whether it did.
+inline bool enqueue_few_rows(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const cl::Buffer& A,
+                             bool a_kmajor, const cl::Buffer& B, bool b_kmajor, const cl::Buffer& C, bool accumulate) {
+  const auto program = [&](std::size_t rows) -> const cl::Program& {
+    return rt.program(kernels::gemm_few_rows_source, cached_options(rows, [&] {
+                        return fmt::format("-DFR_M={}", rows);
+                      }));
+  };
+  const auto args = [&](const char* name, const cl::NDRange& global, const cl::NDRange& local, std::size_t rows) {
+    launch_range(rt, program(rows), name, global, local, static_cast<cl_int>(m), static_cast<cl_int>(n),
+                 static_cast<cl_int>(k), A, B, C, cl_int{accumulate});
+    if (rt.profiling()) rt.label_last(fmt::format("{} {}x{}x{}", name, m, n, k));
+  };
+  // The kernels' FR_DOT_ITEMS and FR_ITEMS work-items, FR_COLS and 4 FR_QUADS columns per group.
+  constexpr std::size_t items = 256, dot_columns = 4, axpy_columns = 32, short_k_rows = 4;
+  if (!a_kmajor && !b_kmajor && m <= few_rows_limit && k % 4 == 0) {  // Y = X W^T
+    args("gemm_few_rows_dot", cl::NDRange((n + dot_columns - 1) / dot_columns * items), cl::NDRange(items), m);
+    return true;
+  }
+  if (!a_kmajor && b_kmajor && m <= few_rows_limit && n % 4 == 0) {  // dX = dY W
+    args("gemm_few_rows_axpy", cl::NDRange((n + axpy_columns - 1) / axpy_columns * items), cl::NDRange(items), m);
+    return true;
+  }
+  if (a_kmajor && b_kmajor && k <= few_rows_limit && n % 4 == 0) {  // dW = dY^T X
+    args("gemm_short_k", cl::NDRange((n / 4 + 63) / 64 * 64, (m + short_k_rows - 1) / short_k_rows),
+         cl::NDRange(64, 1), short_k_rows);
+    return true;
+  }
+  return false;
+}
+
 // C[m x n] (=|+=) sum_p opA(i, p) opB(j, p); a_kmajor / b_kmajor: the operand is stored [k x rows].
 // image: an operand that is the im2col of the image in that buffer, read in place (tensor cores only:
 // see reads_image_in_place). track (integer sums): where the largest |C| is reduced as C is written.
@@ -256,6 +296,10 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
                                             m, n, k, A.size(), B.size()));
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
+  if constexpr (std::is_same_v<T, float>)
+    if (t.few_rows && image.which == image_operand::none && k > 0 &&
+        enqueue_few_rows(rt, m, n, k, A.handle(), a_kmajor, B.handle(), b_kmajor, C.handle(), accumulate))
+      return;
   const bool tensor_cores = !std::is_same_v<T, std::int16_t> && t.tensor_cores && tensor_core_gemms(rt);
   if (image.which != image_operand::none && !tensor_cores)
     throw std::logic_error("pbnn::opencl::gemm: an image operand read in place needs tensor-core GEMMs");
@@ -280,13 +324,14 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
                           : portable_gemm<T>(rt, a_kmajor, b_kmajor, t, track_max);
   };
   const bool tracks = track.maxima != nullptr;
-  const gemm_kernel kernel = kernel_for(false);
-  const auto [splits, kchunk] = sliced(kernel.tile);
+  const auto tile = tensor_cores ? static_cast<std::size_t>(resolve_mma_tiling(m, n, k, t).block)
+                                 : static_cast<std::size_t>(t.tile);
+  const auto [splits, kchunk] = sliced(tile);
   if (splits == 1)
-    return enqueue_gemm(rt, tracks ? kernel_for(true) : kernel, m, n, k, A.handle(), B.handle(), C.handle(), accumulate,
-                        1, k, 0, k, track);
+    return enqueue_gemm(rt, kernel_for(tracks), m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k,
+                        track);
   const cl::Buffer& slices = rt.scratch(splits * m * n * sizeof(gemm_result_t<T>));
-  enqueue_gemm(rt, kernel, m, n, k, A.handle(), B.handle(), slices, false, splits, kchunk, 0, k);
+  enqueue_gemm(rt, kernel_for(false), m, n, k, A.handle(), B.handle(), slices, false, splits, kchunk, 0, k);
   const cl::Program& sums = rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t, tracks));
   if (!tracks)
     return launch(rt, sums, "gemm_sum_splits", m * n, slices, static_cast<cl_int>(splits), checked_count(m * n),

@@ -198,8 +198,10 @@ void requantize_reserved(runtime& rt, const device_buffer<std::int32_t>& acc, co
                          device_tensor<Format>& dst, rounding mode, stream rnd, maximum_reservation reserved) {
   using Int = storage_t<Format>;
   const std::size_t n = dst.size();
-  if (acc.size() < n) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums are fewer than the tensor");
-  if (!exponent.a) throw std::invalid_argument("pbnn::opencl::requantize_dynamic: the sums' exponent has no source");
+  if (acc.size() < n)
+    throw std::invalid_argument(
+        fmt::format("pbnn::opencl: requantizing a tensor of {} values from {} int32 sums: too few sums", n, acc.size()));
+  if (!exponent.a) throw std::invalid_argument("pbnn::opencl: requantizing int32 sums whose exponent has no source");
   // Without a second exponent source the kernels do not read exp_b: any valid buffer will do.
   const auto& exp_b = exponent.b ? *exponent.b : *exponent.a;
   const cl_int use_b = exponent.b != nullptr, qmax = format_traits<Format>::operand_max;

@@ -111,6 +111,7 @@ void bn_statistics(__global const TQ* x, __global const int* x_exp, const uint n
   const bool finishes = get_local_id(1) == 0 && c < C;  // the items that hold a channel's sums
   TSUM s1 = 0, s2 = 0;
   if (mode != 2 && c < C)
+#pragma unroll 4
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
       const TSUM v = (TSUM)x[(size_t)p * C + c];
       s1 += v;
@@ -217,6 +218,7 @@ void bn_grad_params(__global const TQ* x, __global const int* x_exp, __global co
 #if !FIXED
     const float ys = scale[c], yt = shift[c];
 #endif
+#pragma unroll 4
     for (uint p = slice * BN_RW + get_local_id(1); p < npos; p += slices * BN_RW) {
       const size_t i = (size_t)p * C + c;
       float g = (float)dy[i] * gs;
