@@ -229,11 +229,33 @@ int flipped_weight_offset(const int k, const int row) {
     }                                                                                              \
   }
 
-#define STORE_TILE(L, R, KMAJOR, ROWS)                                                              \
+// A k-major float operand keeps its local tile k-major, [k][row] with KROW(ROWS) words per k (8 more
+// than the rows: a fragment's 8 rows x 4 k then fall in 32 different banks): a slot is stored as one
+// 16-byte word, where transposing it into [row][k] would take four conflicting stores.
+#define KROW(ROWS) ((ROWS) + 8)
+#if FLOAT_OPERANDS && A_KMAJOR
+#define A_KTILE 1
+#define A_TILE_WORDS (BK * KROW(BM))
+#else
+#define A_KTILE 0
+#define A_TILE_WORDS (BM * BKW)
+#endif
+#if FLOAT_OPERANDS && B_KMAJOR
+#define B_KTILE 1
+#define B_TILE_WORDS (BK * KROW(BN))
+#else
+#define B_KTILE 0
+#define B_TILE_WORDS (BN * BKW)
+#endif
+
+#define STORE_TILE(L, R, KMAJOR, KTILE, ROWS)                                                       \
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
     if (!KMAJOR) {                                                                                 \
       *(__local int4*)(L + (l / (KW / 4)) * BKW + 4 * (l % (KW / 4))) = R[s];                       \
+    } else if (KTILE) {                                                                            \
+      const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
+      *(__local int4*)(L + pb * KROW(ROWS) + 4 * rb) = R[s];                                       \
     } else {                                                                                       \
       const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
       COLUMN_STORE(L, R[s], rb, pb)                                                                \
@@ -250,8 +272,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
   const int col0 = get_group_id(0) * BN, row0 = get_group_id(1) * BM;
   const int kbegin = kbase + get_group_id(2) * kchunk, kend = min(kstop, kbegin + kchunk);
   C += (size_t)get_group_id(2) * m * n;
-  __local int As[STAGES * BM * BKW] __attribute__((aligned(16)));
-  __local int Bs[STAGES * BN * BKW] __attribute__((aligned(16)));
+  __local int As[STAGES * A_TILE_WORDS] __attribute__((aligned(16)));
+  __local int Bs[STAGES * B_TILE_WORDS] __attribute__((aligned(16)));
   TACC acc[FM][FN][4];  // the warp's blocks of 16 x 8, in registers
 #pragma unroll
   for (int i = 0; i < FM; ++i)
@@ -266,8 +288,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
     FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, A_IMAGE, BM, row0, m, k, A)
     FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_GATHERED, BN, col0, n, k, B)
 #if STAGES == 2
-    STORE_TILE(As, a_regs, A_KMAJOR, BM)
-    STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
+    STORE_TILE(As, a_regs, A_KMAJOR, A_KTILE, BM)
+    STORE_TILE(Bs, b_regs, B_KMAJOR, B_KTILE, BN)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
   }
@@ -275,12 +297,12 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
 #if STAGES == 1
     __local const int* At = As;
     __local const int* Bt = Bs;
-    STORE_TILE(As, a_regs, A_KMAJOR, BM)
-    STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
+    STORE_TILE(As, a_regs, A_KMAJOR, A_KTILE, BM)
+    STORE_TILE(Bs, b_regs, B_KMAJOR, B_KTILE, BN)
     barrier(CLK_LOCAL_MEM_FENCE);
 #else  // two local tiles: the next one is stored while others may still read this one
-    __local const int* At = As + stage * (BM * BKW);
-    __local const int* Bt = Bs + stage * (BN * BKW);
+    __local const int* At = As + stage * A_TILE_WORDS;
+    __local const int* Bt = Bs + stage * B_TILE_WORDS;
 #endif
     const bool more = p0 + BK < kend;
     if (more) {  // the next tile's loads are in flight while this one is multiplied
@@ -292,17 +314,31 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
       int a[FM][4], b[FN][2];
 #pragma unroll
       for (int i = 0; i < FM; ++i) {
+#if A_KTILE
+        const int r = (ks + in_group) * KROW(BM) + wrow + 16 * i + group;
+        a[i][0] = At[r];
+        a[i][1] = At[r + 8];
+        a[i][2] = At[r + 4 * KROW(BM)];
+        a[i][3] = At[r + 4 * KROW(BM) + 8];
+#else
         const int r = (wrow + 16 * i + group) * BKW + ks + in_group;
         a[i][0] = At[r];
         a[i][1] = At[r + 8 * BKW];
         a[i][2] = At[r + 4];
         a[i][3] = At[r + 8 * BKW + 4];
+#endif
       }
 #pragma unroll
       for (int j = 0; j < FN; ++j) {
+#if B_KTILE
+        const int c = (ks + in_group) * KROW(BN) + wcol + 8 * j + group;
+        b[j][0] = Bt[c];
+        b[j][1] = Bt[c + 4 * KROW(BN)];
+#else
         const int c = (wcol + 8 * j + group) * BKW + ks + in_group;
         b[j][0] = Bt[c];
         b[j][1] = Bt[c + 4];
+#endif
       }
 #if FLOAT_OPERANDS
       int a_small[FM][4], b_small[FN][2];
@@ -332,10 +368,10 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
 #if STAGES == 2
     stage ^= 1;
     if (more) {
-      __local int* An = As + stage * (BM * BKW);
-      __local int* Bn = Bs + stage * (BN * BKW);
-      STORE_TILE(An, a_regs, A_KMAJOR, BM)
-      STORE_TILE(Bn, b_regs, B_KMAJOR, BN)
+      __local int* An = As + stage * A_TILE_WORDS;
+      __local int* Bn = Bs + stage * B_TILE_WORDS;
+      STORE_TILE(An, a_regs, A_KMAJOR, A_KTILE, BM)
+      STORE_TILE(Bn, b_regs, B_KMAJOR, B_KTILE, BN)
     }
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -358,7 +394,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
         }
       }
 #if TRACK_MAX && !FLOAT_OPERANDS
-  group_max_into(largest, (__local uint*)As, THREADS, tid, maxima, slot);  // As: STAGES BM BKW >= THREADS words
+  group_max_into(largest, (__local uint*)As, THREADS, tid, maxima, slot);  // As: at least THREADS words
 #endif
 }
 )CLC";
