@@ -80,7 +80,8 @@ inline constexpr char gemm_mma_body_source[] = R"CLC(
 // words of one row (16 char or 4 float k); a k-major slot is one word column of 4 rows: for float
 // one 4-row vector at one k, for char 4 words along the rows at 4 consecutive k, transposed into 4
 // row words before the store.
-// Local tiles are [row][k] with k contiguous, the fragments' order. Outside [0, rows) x [p0, kend): 0.
+// Local tiles of row-major operands are [row][k word], of k-major ones [k word][row] (KROW below);
+// a fragment reads the words of 4 k of one row either way. Outside [0, rows) x [p0, kend): 0.
 #define SLOTS(ROWS) ((ROWS) * KW / 4 / THREADS)
 
 #if FLOAT_OPERANDS
@@ -93,9 +94,7 @@ inline constexpr char gemm_mma_body_source[] = R"CLC(
   } else {                                                                                         \
     for (int e = 0; e < 4; ++e) w[e] = (gi + e < rows_total && gp < kend) ? as_int(AT(gi + e, gp)) : 0; \
   }
-#define COLUMN_STORE(L, v, rb, pb)                                                                 \
-  L[(4 * rb + 0) * BKW + pb] = v.x, L[(4 * rb + 1) * BKW + pb] = v.y, L[(4 * rb + 2) * BKW + pb] = v.z, \
-  L[(4 * rb + 3) * BKW + pb] = v.w;
+#define ROW_WORDS(v) (v)
 #else
 #define ROW_WORD(AT, WORDS, gi, gp, rows_total) row_word_char(gi < rows_total, gp, kend, WORDS, &AT(gi, 0))
 #define COLUMN_WORDS(AT, WORDS, gi, gp, rows_total, G, w)                                           \
@@ -113,14 +112,13 @@ inline constexpr char gemm_mma_body_source[] = R"CLC(
       w[q] = as_int(b);                                                                            \
     }                                                                                              \
   }
-#define COLUMN_STORE(L, v, rb, pb)                                                                 \
-  {                                                                                                \
-    const uchar4 k0 = as_uchar4(v.x), k1 = as_uchar4(v.y), k2 = as_uchar4(v.z), k3 = as_uchar4(v.w); \
-    L[(4 * rb + 0) * BKW + pb] = as_int((uchar4)(k0.x, k1.x, k2.x, k3.x));                         \
-    L[(4 * rb + 1) * BKW + pb] = as_int((uchar4)(k0.y, k1.y, k2.y, k3.y));                         \
-    L[(4 * rb + 2) * BKW + pb] = as_int((uchar4)(k0.z, k1.z, k2.z, k3.z));                         \
-    L[(4 * rb + 3) * BKW + pb] = as_int((uchar4)(k0.w, k1.w, k2.w, k3.w));                         \
-  }
+// A k-major slot's 4 words (4 rows at each of 4 k) as its 4 rows' words (4 k each): a 4 x 4 byte transpose.
+int4 row_words(const int4 v) {
+  const uchar4 k0 = as_uchar4(v.x), k1 = as_uchar4(v.y), k2 = as_uchar4(v.z), k3 = as_uchar4(v.w);
+  return (int4)(as_int((uchar4)(k0.x, k1.x, k2.x, k3.x)), as_int((uchar4)(k0.y, k1.y, k2.y, k3.y)),
+                as_int((uchar4)(k0.z, k1.z, k2.z, k3.z)), as_int((uchar4)(k0.w, k1.w, k2.w, k3.w)));
+}
+#define ROW_WORDS(v) row_words(v)
 
 // The word of k gp .. gp + 3 of a row (row points at its k = 0), zeros outside the row or kend.
 inline int row_word_char(const bool row_inside, const int gp, const int kend, const int words, __global const char* row) {
@@ -229,36 +227,29 @@ int flipped_weight_offset(const int k, const int row) {
     }                                                                                              \
   }
 
-// A k-major float operand keeps its local tile k-major, [k][row] with KROW(ROWS) words per k (8 more
-// than the rows: a fragment's 8 rows x 4 k then fall in 32 different banks): a slot is stored as one
-// 16-byte word, where transposing it into [row][k] would take four conflicting stores.
+// A k-major operand keeps its local tile k-major, [k word][row] with KROW(ROWS) words per k word (8
+// more than the rows: a fragment's 8 rows x 4 k words then fall in 32 different banks): a slot (4 rows
+// at one k word, ROW_WORDS) is one 16-byte store, where a [row][k] tile would take four conflicting ones.
 #define KROW(ROWS) ((ROWS) + 8)
-#if FLOAT_OPERANDS && A_KMAJOR
-#define A_KTILE 1
-#define A_TILE_WORDS (BK * KROW(BM))
+#if A_KMAJOR
+#define A_TILE_WORDS (KW * KROW(BM))
 #else
-#define A_KTILE 0
 #define A_TILE_WORDS (BM * BKW)
 #endif
-#if FLOAT_OPERANDS && B_KMAJOR
-#define B_KTILE 1
-#define B_TILE_WORDS (BK * KROW(BN))
+#if B_KMAJOR
+#define B_TILE_WORDS (KW * KROW(BN))
 #else
-#define B_KTILE 0
 #define B_TILE_WORDS (BN * BKW)
 #endif
 
-#define STORE_TILE(L, R, KMAJOR, KTILE, ROWS)                                                       \
+#define STORE_TILE(L, R, KMAJOR, ROWS)                                                              \
   for (int s = 0; s < SLOTS(ROWS); ++s) {                                                          \
     const int l = tid + s * THREADS;                                                               \
     if (!KMAJOR) {                                                                                 \
       *(__local int4*)(L + (l / (KW / 4)) * BKW + 4 * (l % (KW / 4))) = R[s];                       \
-    } else if (KTILE) {                                                                            \
-      const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
-      *(__local int4*)(L + pb * KROW(ROWS) + 4 * rb) = R[s];                                       \
     } else {                                                                                       \
       const int rb = l % 8 + 8 * (l / (8 * KW)), pb = (l / 8) % KW;                                 \
-      COLUMN_STORE(L, R[s], rb, pb)                                                                \
+      *(__local int4*)(L + pb * KROW(ROWS) + 4 * rb) = ROW_WORDS(R[s]);                            \
     }                                                                                              \
   }
 
@@ -288,8 +279,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
     FETCH_TILE(a_regs, p0, A_AT, A_KMAJOR, A_WORDS, A_ALIGN16, A_IMAGE, BM, row0, m, k, A)
     FETCH_TILE(b_regs, p0, B_AT, B_KMAJOR, B_WORDS, B_ALIGN16, B_GATHERED, BN, col0, n, k, B)
 #if STAGES == 2
-    STORE_TILE(As, a_regs, A_KMAJOR, A_KTILE, BM)
-    STORE_TILE(Bs, b_regs, B_KMAJOR, B_KTILE, BN)
+    STORE_TILE(As, a_regs, A_KMAJOR, BM)
+    STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
     barrier(CLK_LOCAL_MEM_FENCE);
 #endif
   }
@@ -297,8 +288,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
 #if STAGES == 1
     __local const int* At = As;
     __local const int* Bt = Bs;
-    STORE_TILE(As, a_regs, A_KMAJOR, A_KTILE, BM)
-    STORE_TILE(Bs, b_regs, B_KMAJOR, B_KTILE, BN)
+    STORE_TILE(As, a_regs, A_KMAJOR, BM)
+    STORE_TILE(Bs, b_regs, B_KMAJOR, BN)
     barrier(CLK_LOCAL_MEM_FENCE);
 #else  // two local tiles: the next one is stored while others may still read this one
     __local const int* At = As + stage * A_TILE_WORDS;
@@ -314,7 +305,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
       int a[FM][4], b[FN][2];
 #pragma unroll
       for (int i = 0; i < FM; ++i) {
-#if A_KTILE
+#if A_KMAJOR
         const int r = (ks + in_group) * KROW(BM) + wrow + 16 * i + group;
         a[i][0] = At[r];
         a[i][1] = At[r + 8];
@@ -330,7 +321,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
       }
 #pragma unroll
       for (int j = 0; j < FN; ++j) {
-#if B_KTILE
+#if B_KMAJOR
         const int c = (ks + in_group) * KROW(BN) + wcol + 8 * j + group;
         b[j][0] = Bt[c];
         b[j][1] = Bt[c + 4 * KROW(BN)];
@@ -370,8 +361,8 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
     if (more) {
       __local int* An = As + stage * A_TILE_WORDS;
       __local int* Bn = Bs + stage * B_TILE_WORDS;
-      STORE_TILE(An, a_regs, A_KMAJOR, A_KTILE, BM)
-      STORE_TILE(Bn, b_regs, B_KMAJOR, B_KTILE, BN)
+      STORE_TILE(An, a_regs, A_KMAJOR, BM)
+      STORE_TILE(Bn, b_regs, B_KMAJOR, BN)
     }
 #endif
     barrier(CLK_LOCAL_MEM_FENCE);
