@@ -53,8 +53,9 @@ struct gemm_tuning {
   int per_item = 4;         // WPT: each work-item computes per_item x per_item outputs
   // Long reductions over few output tiles (a convolution's weight gradient sums over every pixel of
   // the batch into a small C) leave most of a GPU idle: k is then split over work-groups until about
-  // this many run, each summing at least min_split_k of it, and the slices are added up after.
-  std::size_t target_groups = 1024;
+  // this many run, each summing at least min_split_k of it, and the slices are added up after. 512
+  // (about 4 per SM of an H200) rather than 1024: batch 256 2 % faster in fp32, 5 % in fixed8.
+  std::size_t target_groups = 512;
   std::size_t min_split_k = 512;
   bool tensor_cores = true;  // int8 and float operands through PTX mma.sync where the device compiles it
   mma_tiling mma{};
