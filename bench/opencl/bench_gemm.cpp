@@ -116,7 +116,7 @@ constexpr opencl::mma_tiling mma_tilings[] = {
 };
 
 // The products of Table 1's convolution range(0) (2: 32 x 32 pixels, 128 -> 128 channels; 6: 8 x 8,
-// 256 -> 512) at batch 256 on tensor cores: range(1) the product as in BM_opencl_conv_products,
+// 256 -> 512) at batch range(3) on tensor cores: range(1) the product as in BM_opencl_conv_products,
 // range(2) an index into mma_tilings.
 template <class T>
 void BM_opencl_mma_tilings(benchmark::State& state) {
@@ -126,7 +126,8 @@ void BM_opencl_mma_tilings(benchmark::State& state) {
     return;
   }
   const bool second = state.range(0) == 2;
-  const std::size_t m = 256 * (second ? 1024 : 64), n = second ? 128 : 512, k = second ? 1152 : 2304;
+  const auto batch = static_cast<std::size_t>(state.range(3));
+  const std::size_t m = batch * (second ? 1024 : 64), n = second ? 128 : 512, k = second ? 1152 : 2304;
   opencl::gemm_tuning t;
   t.mma = mma_tilings[state.range(2)];
   time_conv_product<T>(state, *rt, m, n, k, state.range(1), t);
@@ -135,9 +136,10 @@ void BM_opencl_mma_tilings(benchmark::State& state) {
 }
 
 void tiling_sweep(benchmark::internal::Benchmark* b) {
-  for (const int conv : {2, 6})
-    for (const int product : {0, 1, 2})
-      for (int i = 0; i < static_cast<int>(std::size(mma_tilings)); ++i) b->Args({conv, product, i});
+  for (const int batch : {256, 8})
+    for (const int conv : {2, 6})
+      for (const int product : {0, 1, 2})
+        for (int i = 0; i < static_cast<int>(std::size(mma_tilings)); ++i) b->Args({conv, product, i, batch});
 }
 
 void products(benchmark::internal::Benchmark* b) {
