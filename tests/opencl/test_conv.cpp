@@ -2,6 +2,7 @@
 // layers: identical values (float sums of col2im added in the CPU's order).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -83,6 +84,36 @@ TEMPLATE_TEST_CASE("OpenCL im2col and col2im equal the definitions", "[opencl][c
   check_im2col_col2im<TestType>(*rt, {1, 5, 5, 3, 3, 1, 0});
   check_im2col_col2im<TestType>(*rt, {2, 6, 5, 48, 3, 1, 1});  // 16 channels per work-item for int8, 4 for float
   CHECK_THROWS_AS(check_im2col_col2im<TestType>(*rt, {1, 2, 2, 1, 5, 1, 0}), std::invalid_argument);
+}
+
+// col2im of int32 sums reduces the largest |dx| into a maximum slot as it writes dx (what the
+// requantization of a convolution's dx reads where the device forms dcols), for 1, 2 and 4 channels
+// per work-item; the values are those of the untracked col2im; a float dx cannot be tracked.
+TEST_CASE("OpenCL col2im of int32 sums reduces their largest magnitude", "[opencl][conv]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  for (const opencl::conv_geometry geo : {opencl::conv_geometry{2, 7, 6, 3, 3, 1, 1}, opencl::conv_geometry{2, 6, 5, 6, 3, 2, 1},
+                                          opencl::conv_geometry{3, 9, 9, 8, 3, 1, 1}}) {
+    INFO(geo.channels << " channels, stride " << geo.stride);
+    std::mt19937 g(static_cast<unsigned>(geo.channels));
+    opencl::device_buffer<std::int32_t> dcols, plain, tracked;
+    dcols.upload(*rt, random_values<std::int32_t>(geo.cols_size(), g));
+    opencl::col2im(*rt, dcols, geo, plain);
+    opencl::device_buffer<std::uint32_t> maxima;
+    maxima.upload(*rt, std::vector<std::uint32_t>{7, 0});
+    opencl::col2im(*rt, dcols, geo, tracked, opencl::maximum_target{&maxima, 1});
+    const auto dx = plain.download(*rt);
+    std::uint32_t largest = 0;
+    for (const std::int32_t v : dx) largest = std::max(largest, static_cast<std::uint32_t>(v < 0 ? -v : v));
+    CHECK(tracked.download(*rt) == dx);
+    CHECK(maxima.download(*rt) == std::vector<std::uint32_t>{7, largest});
+  }
+  opencl::device_buffer<float> fcols, fdx;
+  fcols.upload(*rt, std::vector<float>(9, 1.0f));
+  opencl::device_buffer<std::uint32_t> maxima;
+  maxima.upload(*rt, std::vector<std::uint32_t>{0});
+  CHECK_THROWS_AS(opencl::col2im(*rt, fcols, {1, 3, 3, 1, 1, 1, 0}, fdx, opencl::maximum_target{&maxima, 0}),
+                  std::logic_error);
 }
 
 TEMPLATE_TEST_CASE("OpenCL max pooling equals the CPU layer, forward and backward", "[opencl][conv]", fp32, fixed<8>,

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@
 #include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/kernels/conv_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
+#include "pbnn/opencl/tensor.hpp"
 
 namespace pbnn::opencl {
 
@@ -29,11 +31,12 @@ struct conv_geometry {
 
 namespace detail {
 
-// vec: channels per work-item (a divisor of the channel count).
+// vec: channels per work-item (a divisor of the channel count); track_max: col2im reduces its largest |dx|.
 template <class T>
-const cl::Program& conv_program(runtime& rt, std::size_t vec = 1) {
-  return rt.program(kernels::conv_source,
-                    cached_options(vec, [&] { return fmt::format("-DTQ={} -DVEC={}", cl_type_name<T>(), vec); }));
+const cl::Program& conv_program(runtime& rt, std::size_t vec = 1, bool track_max = false) {
+  return rt.program(kernels::conv_source, cached_options(std::pair{vec, track_max}, [&] {
+                      return fmt::format("-DTQ={} -DVEC={} -DTRACK_MAX={}", cl_type_name<T>(), vec, track_max ? 1 : 0);
+                    }));
 }
 
 // The widest vector of up to 16 bytes whose element count divides the channel count.
@@ -87,16 +90,24 @@ void im2col(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, devi
                       as_int(g.out_height()), as_int(g.out_width()), cols.handle());
 }
 
+// track (int32 sums): where the largest |dx| is reduced as dx is written (maxima[slot], as max_abs_int).
 template <class T>
-void col2im(runtime& rt, const device_buffer<T>& dcols, const conv_geometry& g, device_buffer<T>& dx) {
+void col2im(runtime& rt, const device_buffer<T>& dcols, const conv_geometry& g, device_buffer<T>& dx,
+            const maximum_target& track = {}) {
+  if (track.maxima && !std::is_same_v<T, std::int32_t>)
+    throw std::logic_error("pbnn::opencl::col2im: the largest magnitude is reduced for int32 sums only");
   detail::check_geometry(g);
   dx.resize(rt, g.image_size());
   using detail::as_int;
   const std::size_t vec = detail::channel_vector<T>(g.channels);
-  detail::launch_grid(rt, detail::conv_program<T>(rt, vec), "col2im", g.channels / vec, g.batch * g.height * g.width,
-                      dcols.handle(), as_int(g.batch), as_int(g.height), as_int(g.width), as_int(g.channels),
-                      as_int(g.kernel), as_int(g.stride), as_int(g.pad), as_int(g.out_height()),
-                      as_int(g.out_width()), dx.handle());
+  const auto launch_with = [&](const auto&... track_args) {
+    detail::launch_grid(rt, detail::conv_program<T>(rt, vec, track.maxima != nullptr), "col2im", g.channels / vec,
+                        g.batch * g.height * g.width, dcols.handle(), as_int(g.batch), as_int(g.height),
+                        as_int(g.width), as_int(g.channels), as_int(g.kernel), as_int(g.stride), as_int(g.pad),
+                        as_int(g.out_height()), as_int(g.out_width()), dx.handle(), track_args...);
+  };
+  if (track.maxima) launch_with(track.maxima->handle(), cl_uint{track.slot});
+  else launch_with();
 }
 
 // y = max over size x size windows (height and width multiples of size); argmax kept if given.

@@ -107,10 +107,7 @@ class device_conv2d {
     if (dx_reads_image_in_place<value_type>(rt, g, Cout))
       return matmul_dyw_image(rt, dy.data, theta_, g, Cout, out, {}, track);
     matmul_dyw(rt, dy.data, theta_, dcols_, b * Ho * Wo, Cout, patch);
-    col2im(rt, dcols_, g, out);
-    if constexpr (std::is_same_v<Sum, std::int32_t>)
-      if (track.maxima)
-        detail::enqueue_max_abs<std::int32_t, value_type>(rt, out, g.image_size(), *track.maxima, track.slot);
+    col2im(rt, dcols_, g, out, track);
   }
 
   // dW = dy^T cols over m rows, in runs of the exact int32 reduction added in 64 bits, then narrowed
