@@ -139,6 +139,12 @@ TEST_CASE("Float products of a few rows match the CPU's, and accumulate", "[open
   opencl::detail::gemm(*rt, n, k, m, DY, true, X, true, out, false, few);
   opencl::detail::gemm(*rt, n, k, m, DY, true, X, true, out, true, few);
   check_same(out.download(*rt), twice(cpu));
+  // Float sums have no largest magnitude to reduce, whichever kernel the shape would take.
+  opencl::device_buffer<std::uint32_t> maxima;
+  maxima.upload(*rt, std::vector<std::uint32_t>{0});
+  CHECK_THROWS_AS(opencl::detail::gemm(*rt, m, n, k, X, false, W, false, out, false, few, {},
+                                       opencl::maximum_target{&maxima, 0}),
+                  std::logic_error);
 }
 
 // A product whose k is split adds its slices into C, or onto what C holds, the same each time it

@@ -295,6 +295,8 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: ({} x {} x {}) does not fit operands of {} and {} "
                                             "elements",
                                             m, n, k, A.size(), B.size()));
+  if (std::is_same_v<T, float> && track.maxima)  // before any kernel choice: none tracks float sums
+    throw std::logic_error("pbnn::opencl::gemm: the largest magnitude is reduced for integer sums only");
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
   if constexpr (std::is_same_v<T, float>)
@@ -304,8 +306,6 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   const bool tensor_cores = !std::is_same_v<T, std::int16_t> && t.tensor_cores && tensor_core_gemms(rt);
   if (image.which != image_operand::none && !tensor_cores)
     throw std::logic_error("pbnn::opencl::gemm: an image operand read in place needs tensor-core GEMMs");
-  if (std::is_same_v<T, float> && track.maxima)
-    throw std::logic_error("pbnn::opencl::gemm: the largest magnitude is reduced for integer sums only");
   // Tensor-core slices are multiples of 64 long (whole local tiles of either mma kernel), so they
   // keep the operands' word alignment.
   const auto sliced = [&](std::size_t tile) {
