@@ -1,12 +1,14 @@
 // Softmax cross-entropy on the device against the CPU's: the loss to a relative 1e-5 (float here,
 // double there), the same correct count, the error to 1e-6 in fp32; in fixed formats the same
 // exponent and the same stochastically rounded error but where a float difference in the last bit
-// moves a value across a rounding boundary (at most 1 % of the values, by one step).
+// moves a value across a rounding boundary (at most 1 % of the values, by one step). The batch's summed
+// loss, written by the same launch, is the row losses' sum in row order.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <stdexcept>
 #include <vector>
 
 #include <pbnn/loss.hpp>
@@ -43,11 +45,16 @@ TEMPLATE_TEST_CASE("OpenCL softmax cross-entropy equals the CPU's", "[opencl][lo
   opencl::device_buffer<std::uint8_t> dlabels;
   dlabels.upload(*rt, labels);
   opencl::loss_buffers out;
-  opencl::softmax_cross_entropy(*rt, dl, dlabels, dd, out, make_stream(draws));
+  opencl::device_buffer<float> sums;  // the batch's summed loss goes to slot 1 of 3
+  sums.upload(*rt, std::vector<float>(3, -1.0f));
+  opencl::softmax_cross_entropy(*rt, dl, dlabels, dd, out, make_stream(draws), {&sums, 1});
 
   double loss = 0;
-  for (const float v : out.row_loss.download(*rt)) loss += v;
+  float in_order = 0;  // the kernel's sum: float, row by row
+  for (const float v : out.row_loss.download(*rt)) loss += v, in_order += v;
   CHECK(loss == Approx(cpu.loss_sum).epsilon(1e-5));
+  CHECK(sums.download(*rt) == std::vector<float>{-1.0f, in_order, -1.0f});
+  CHECK_THROWS_AS(opencl::softmax_cross_entropy(*rt, dl, dlabels, dd, out, stream{}, {&sums, 3}), std::invalid_argument);
   CHECK(out.correct.download(*rt).at(0) == cpu.correct);
   CHECK(dd.download_exp(*rt) == dlogits.exp);
   const auto got = dd.data.download(*rt);

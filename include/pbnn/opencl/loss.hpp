@@ -3,6 +3,7 @@
 // stored in the format (fixed formats: quantized with stochastic rounding, as pbnn::softmax_cross_entropy
 // does), the per-sample losses and the count of correct predictions left on the device until the
 // caller reads them back (once per epoch, for example).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -28,16 +29,28 @@ struct loss_buffers {
 namespace detail {
 template <class F>
 const cl::Program& loss_program(runtime& rt) {
-  static const std::string options = fmt::format("-DTQ={}", cl_storage_name<F>());
-  return rt.static_program(kernels::loss_source, options);
+  static const std::string options[2] = {fmt::format("-DTQ={} -DNVIDIA_PTX=0", cl_storage_name<F>()),
+                                         fmt::format("-DTQ={} -DNVIDIA_PTX=1", cl_storage_name<F>())};
+  return rt.static_program(kernels::loss_source, options[rt.nvidia()]);
 }
 }  // namespace detail
 
+// Where softmax_cross_entropy also writes the batch's summed loss: (*sums)[index] (none if null).
+struct loss_sum_target {
+  device_buffer<float>* sums = nullptr;
+  std::size_t index = 0;
+};
+
+// The error into dlogits, the per-sample losses into out.row_loss, the count of correct predictions
+// added to out.correct, and, where `sum` names a slot, the summed loss into it (the same launch).
 template <class F>
 void softmax_cross_entropy(runtime& rt, const device_tensor<F>& logits, const device_buffer<std::uint8_t>& labels,
-                           device_tensor<F>& dlogits, loss_buffers& out, stream rnd) {
+                           device_tensor<F>& dlogits, loss_buffers& out, stream rnd, loss_sum_target sum = {}) {
   const std::size_t b = logits.rows(), k = logits.cols();
   if (labels.size() < b) throw std::invalid_argument("pbnn::opencl::softmax_cross_entropy: fewer labels than samples");
+  if (sum.sums && sum.index >= sum.sums->size())
+    throw std::invalid_argument(fmt::format("pbnn::opencl::softmax_cross_entropy: loss slot {} past the {} slots",
+                                            sum.index, sum.sums->size()));
   dlogits.resize(rt, b, k);
   out.row_loss.resize(rt, b);
   ensure_zeroed(rt, out.correct, 1, "clearing the correct count");
@@ -48,9 +61,13 @@ void softmax_cross_entropy(runtime& rt, const device_tensor<F>& logits, const de
   } else {
     d = &dlogits.data;  // fp32: the error is dlogits itself, exponent 0
   }
-  detail::launch(rt, detail::loss_program<F>(rt), "softmax_cross_entropy", b, logits.data.handle(),
-                 logits.exp.handle(), detail::checked_count(b), detail::checked_count(k), labels.handle(), d->handle(),
-                 out.row_loss.handle(), out.correct.handle());
+  constexpr std::size_t group = 64;
+  detail::launch_range(rt, detail::loss_program<F>(rt), "softmax_cross_entropy",
+                       cl::NDRange(std::max<std::size_t>(1, (b + group - 1) / group) * group), cl::NDRange(group),
+                       logits.data.handle(), logits.exp.handle(), detail::checked_count(b), detail::checked_count(k),
+                       labels.handle(), d->handle(), out.row_loss.handle(), out.correct.handle(),
+                       cl_int{sum.sums != nullptr}, sum.sums ? sum.sums->handle() : out.row_loss.handle(),
+                       detail::checked_count(sum.index), rt.counters(1));
   if constexpr (is_fixed_v<F>) quantize_dynamic(rt, out.error, dlogits, format_traits<F>::error_rounding, rnd);
 }
 
@@ -62,14 +79,6 @@ void count_correct(runtime& rt, const device_tensor<F>& logits, const device_buf
   if (labels.size() < b) throw std::invalid_argument("pbnn::opencl::count_correct: fewer labels than samples");
   detail::launch(rt, detail::loss_program<F>(rt), "count_correct", b, logits.data.handle(), detail::checked_count(b),
                  detail::checked_count(logits.cols()), labels.handle(), correct.handle());
-}
-
-// sums[index] = the sum of the first b per-sample losses of the last softmax_cross_entropy.
-inline void sum_losses(runtime& rt, const loss_buffers& loss, std::size_t b, device_buffer<float>& sums,
-                       std::size_t index) {
-  if (index >= sums.size()) throw std::invalid_argument("pbnn::opencl::sum_losses: index past the sums");
-  detail::launch(rt, detail::loss_program<fp32>(rt), "sum_losses", 1, loss.row_loss.handle(), detail::checked_count(b),
-                 sums.handle(), detail::checked_count(index));
 }
 
 }  // namespace pbnn::opencl

@@ -88,8 +88,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
       uploader_.upload(rt_, train, order_.data() + bi * opt_.batch, opt_.batch, augment);
       const auto& out = net_.forward(uploader_.x, ctx);
       opencl::softmax_cross_entropy(rt_, out, uploader_.labels, dlogits_, loss_,
-                                    is_fixed_v<format> ? ctx.next_stream() : stream{});
-      opencl::sum_losses(rt_, loss_, opt_.batch, batch_losses_, bi);
+                                    is_fixed_v<format> ? ctx.next_stream() : stream{}, {&batch_losses_, bi});
       net_.backward(dlogits_, ctx);
       step(ctx);
       if (progress && ((bi + 1) % report_every == 0 || bi + 1 == batches))
