@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include <pbnn/detail/matmul.hpp>
@@ -145,6 +146,34 @@ TEST_CASE("Float products of a few rows match the CPU's, and accumulate", "[open
   CHECK_THROWS_AS(opencl::detail::gemm(*rt, m, n, k, X, false, W, false, out, false, few, {},
                                        opencl::maximum_target{&maxima, 0}),
                   std::logic_error);
+}
+
+TEST_CASE("A dense layer's backward products in one launch equal the two products", "[opencl][gemm]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  // Batches the one launch takes (1-8 rows, k in words; n not a multiple of 4 rows of dW) and one it
+  // leaves to the two products (9 rows); the few-row kernels' sums, so equal bit for bit.
+  for (const auto& [b, n, k] : {std::array<std::size_t, 3>{8, 1024, 512}, std::array<std::size_t, 3>{3, 10, 1028},
+                                std::array<std::size_t, 3>{1, 37, 4}, std::array<std::size_t, 3>{9, 20, 36}}) {
+    CAPTURE(b, n, k);
+    std::mt19937 g(5);
+    const auto x = random_values<float>(b * k, g), w = random_values<float>(n * k, g), dy = random_values<float>(b * n, g);
+    opencl::device_buffer<float> X, W, DY, dW, dX, dW2, dX2;
+    X.upload(*rt, x);
+    W.upload(*rt, w);
+    DY.upload(*rt, dy);
+    opencl::matmul_dytx(*rt, DY, X, dW, b, n, k);
+    opencl::matmul_dyw(*rt, DY, W, dX, b, n, k);
+    opencl::matmul_dense_backward(*rt, DY, X, W, dW2, &dX2, b, n, k);
+    CHECK(dW2.download(*rt) == dW.download(*rt));
+    CHECK(dX2.download(*rt) == dX.download(*rt));
+    opencl::device_buffer<float> dW3;  // no dX: the weight gradient alone
+    opencl::matmul_dense_backward(*rt, DY, X, W, dW3, nullptr, b, n, k);
+    CHECK(dW3.download(*rt) == dW.download(*rt));
+  }
+  opencl::device_buffer<float> small, dW, dX;
+  small.upload(*rt, std::vector<float>(16, 1.0f));
+  CHECK_THROWS_AS(opencl::matmul_dense_backward(*rt, small, small, small, dW, &dX, 4, 8, 8), std::invalid_argument);
 }
 
 // A product whose k is split adds its slices into C, or onto what C holds, the same each time it

@@ -50,13 +50,13 @@ class device_conv2d {
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     y.resize(rt, b, Ho * Wo * Cout);
-    scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
+    if constexpr (!reads_values) scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     const conv_geometry g = geometry(b);
     in_place_ = reads_image_in_place<value_type>(rt, g);
     if (!in_place_) im2col(rt, x.data, g, cols_);
     const auto product = [&](auto& out, const maximum_target& track) {
-      if (in_place_) matmul_image_xwt(rt, x.data, g, theta_, out, Cout, {}, track);
-      else matmul_xwt(rt, cols_, theta_, out, m, Cout, patch, {}, track);
+      if (in_place_) matmul_image_xwt(rt, x.data, g, weights(), out, Cout, {}, track);
+      else matmul_xwt(rt, cols_, weights(), out, m, Cout, patch, {}, track);
     };
     if constexpr (!is_fixed_v<format>) {
       product(y.data, {});  // fp32 exponents stay 0 (tensor.hpp)
@@ -105,8 +105,8 @@ class device_conv2d {
                       const maximum_target& track) {
     const conv_geometry g = geometry(b);
     if (dx_reads_image_in_place<value_type>(rt, g, Cout))
-      return matmul_dyw_image(rt, dy.data, theta_, g, Cout, out, {}, track);
-    matmul_dyw(rt, dy.data, theta_, dcols_, b * Ho * Wo, Cout, patch);
+      return matmul_dyw_image(rt, dy.data, weights(), g, Cout, out, {}, track);
+    matmul_dyw(rt, dy.data, weights(), dcols_, b * Ho * Wo, Cout, patch);
     col2im(rt, dcols_, g, out, track);
   }
 
@@ -132,6 +132,14 @@ class device_conv2d {
 
   using grad_value = std::conditional_t<is_fixed_v<format>, std::int32_t, float>;
   device_parameter<format> weight_;
+  // fp32 weights of a scheme that does not binarize are their own theta: the products read the values
+  // (no copy per step).
+  static constexpr bool reads_values = !scheme::binarizes && !is_fixed_v<format>;
+  const device_buffer<value_type>& weights() const noexcept {
+    if constexpr (reads_values) return weight_.value;
+    else return theta_;
+  }
+
   device_buffer<value_type> theta_, cols_;
   device_buffer<int> theta_exp_;
   device_buffer<std::int32_t> acc_, dx_acc_;

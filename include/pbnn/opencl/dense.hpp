@@ -51,14 +51,14 @@ class device_dense {
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows();
     y.resize(rt, b, Out);
-    scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
+    if constexpr (!reads_values) scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     if constexpr (!is_fixed_v<format>) {
-      matmul_xwt(rt, x.data, theta_, y.data, b, Out, In);
+      matmul_xwt(rt, x.data, weights(), y.data, b, Out, In);
       if constexpr (Bias)
         detail::launch(rt, program(rt), "add_bias", b * Out, y.data.handle(), detail::checked_count(b),
                        detail::checked_count(Out), bias_.value.handle());
     } else {
-      matmul_xwt(rt, x.data, theta_, acc_, b, Out, In);
+      matmul_xwt(rt, x.data, weights(), acc_, b, Out, In);
       if constexpr (Bias)  // in the sums' units, rounded to nearest, as the CPU layer adds it
         detail::launch(rt, program(rt), "add_bias", b * Out, acc_.handle(), detail::checked_count(b),
                        detail::checked_count(Out), bias_.value.handle(), cl_int{bias_.exp}, x.exp.handle(),
@@ -71,19 +71,17 @@ class device_dense {
   void backward(runtime& rt, const device_tensor<format>& x, const device_tensor<format>& dy, device_tensor<format>* dx,
                 context& ctx) {
     const std::size_t b = x.rows();
-    matmul_dytx(rt, dy.data, x.data, weight_.grad, b, Out, In);
     weight_.grad_factor = 1.0f;
     if constexpr (!is_fixed_v<format>) {  // fp32 exponents stay 0 (tensor.hpp)
-      if (dx) {
-        dx->resize(rt, b, In);
-        matmul_dyw(rt, dy.data, theta_, dx->data, b, Out, In);
-      }
+      if (dx) dx->resize(rt, b, In);
+      matmul_dense_backward(rt, dy.data, x.data, weights(), weight_.grad, dx ? &dx->data : nullptr, b, Out, In);
     } else {
+      matmul_dytx(rt, dy.data, x.data, weight_.grad, b, Out, In);
       sum_exponents(rt, {&dy.exp, &x.exp, 0}, weight_.grad_exp);
       if (dx) {  // the product reduces the sums' largest magnitude for their requantization
         dx->resize(rt, b, In);
         const maximum_reservation reserved = reserve_maximum(rt, dx->size(), dx->maxima);
-        matmul_dyw(rt, dy.data, theta_, acc_, b, Out, In, {}, tracked_maximum(dx->maxima, reserved));
+        matmul_dyw(rt, dy.data, weights(), acc_, b, Out, In, {}, tracked_maximum(dx->maxima, reserved));
         requantize_reserved(rt, acc_, {&dy.exp, &theta_exp_, 0}, *dx, format_traits<format>::error_rounding,
                             ctx.next_stream(), reserved);
       }
@@ -112,6 +110,14 @@ class device_dense {
 
   device_parameter<format> weight_;
   device_parameter<format> bias_;  // empty without a bias
+  // fp32 weights of a scheme that does not binarize are their own theta: the products read the values
+  // (no copy per step).
+  static constexpr bool reads_values = !scheme::binarizes && !is_fixed_v<format>;
+  const device_buffer<value_type>& weights() const noexcept {
+    if constexpr (reads_values) return weight_.value;
+    else return theta_;
+  }
+
   device_buffer<value_type> theta_;
   device_buffer<int> theta_exp_;
   device_buffer<std::int32_t> acc_;  // fixed formats: int32 sums before requantization

@@ -237,17 +237,17 @@ inline std::size_t split_count(std::size_t tiles, std::size_t k, std::size_t til
 
 inline constexpr std::size_t few_rows_limit = 8;
 
+// gemm_few_rows_cl.hpp built for `rows` rows (FR_M).
+inline const cl::Program& few_rows_program(runtime& rt, std::size_t rows) {
+  return rt.program(kernels::gemm_few_rows_source, cached_options(rows, [&] { return fmt::format("-DFR_M={}", rows); }));
+}
+
 // Enqueues C (=|+=) the float product through gemm_few_rows_cl.hpp where its shape is one those
 // kernels take (a few rows, word-aligned rows of the wide operands); returns whether it did.
 inline bool enqueue_few_rows(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const cl::Buffer& A,
                              bool a_kmajor, const cl::Buffer& B, bool b_kmajor, const cl::Buffer& C, bool accumulate) {
-  const auto program = [&](std::size_t rows) -> const cl::Program& {
-    return rt.program(kernels::gemm_few_rows_source, cached_options(rows, [&] {
-                        return fmt::format("-DFR_M={}", rows);
-                      }));
-  };
   const auto args = [&](const char* name, const cl::NDRange& global, const cl::NDRange& local, std::size_t rows) {
-    launch_range(rt, program(rows), name, global, local, static_cast<cl_int>(m), static_cast<cl_int>(n),
+    launch_range(rt, few_rows_program(rt, rows), name, global, local, static_cast<cl_int>(m), static_cast<cl_int>(n),
                  static_cast<cl_int>(k), A, B, C, cl_int{accumulate});
     if (rt.profiling()) rt.label_last(fmt::format("{} {}x{}x{}", name, m, n, k));
   };
@@ -403,6 +403,35 @@ void matmul_dytx(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>
                  device_buffer<detail::gemm_result_t<T>>& dW, std::size_t b, std::size_t n, std::size_t k,
                  const gemm_tuning& t = {}) {
   detail::gemm(rt, n, k, b, dY, true, X, true, dW, false, t);
+}
+
+// A dense layer's backward products, dW = dY^T X (matmul_dytx) and, if dX, dX = dY W (matmul_dyw): a
+// batch of at most 8 rows (k a multiple of 4) in one launch of gemm_few_rows_backward (the few-row
+// kernels' sums, so the same results) where t.few_rows, else in theirs.
+inline void matmul_dense_backward(runtime& rt, const device_buffer<float>& dY, const device_buffer<float>& X,
+                                  const device_buffer<float>& W, device_buffer<float>& dW, device_buffer<float>* dX,
+                                  std::size_t b, std::size_t n, std::size_t k, const gemm_tuning& t = {}) {
+  if (!dX || !t.few_rows || b == 0 || b > detail::few_rows_limit || n == 0 || k == 0 || k % 4) {
+    matmul_dytx(rt, dY, X, dW, b, n, k, t);
+    if (dX) matmul_dyw(rt, dY, W, *dX, b, n, k, t);
+    return;
+  }
+  if (dY.size() < b * n || X.size() < b * k || W.size() < n * k || n > std::numeric_limits<int>::max() ||
+      k > std::numeric_limits<int>::max())
+    throw std::invalid_argument(fmt::format("pbnn::opencl::matmul_dense_backward: ({} x {} x {}) does not fit operands "
+                                            "of {}, {} and {} elements",
+                                            b, n, k, dY.size(), X.size(), W.size()));
+  dW.resize(rt, n * k);
+  dX->resize(rt, b * k);
+  // The kernel's FR_ITEMS work-items; few_rows_axpy's 32 columns per group, short_k's 4 rows per item.
+  constexpr std::size_t items = 256, axpy_columns = 32, short_k_rows = 4;
+  const std::size_t axpy_groups = (k + axpy_columns - 1) / axpy_columns;
+  const std::size_t short_k_groups = (n + short_k_rows - 1) / short_k_rows * ((k / 4 + items - 1) / items);
+  detail::launch_range(rt, detail::few_rows_program(rt, b), "gemm_few_rows_backward",
+                       cl::NDRange((axpy_groups + short_k_groups) * items), cl::NDRange(items),
+                       static_cast<cl_int>(n), static_cast<cl_int>(k), dY.handle(), X.handle(), W.handle(),
+                       dX->handle(), dW.handle(), static_cast<cl_int>(axpy_groups));
+  if (rt.profiling()) rt.label_last(fmt::format("gemm_few_rows_backward {}x{}x{}", b, n, k));
 }
 
 // Whether a convolution's products can read its input image x in place of im2col(x) on this device
