@@ -14,6 +14,7 @@
 #include <pbnn/opencl/activation.hpp>
 #include <pbnn/opencl/batch_norm.hpp>
 #include <pbnn/opencl/binarize.hpp>
+#include <pbnn/opencl/conv.hpp>
 #include <pbnn/policy.hpp>
 
 #include "opencl/opencl_device.hpp"
@@ -72,8 +73,7 @@ TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_nor
   context ctx;
   batch_tensor<TestType> y, dx, signs;
   bn.forward(x, y, ctx);
-  dbn.statistics(*rt, x_dev, gamma, beta, mode::train);
-  dbn.forward(*rt, x_dev, dout);
+  dbn.train_forward(*rt, x_dev, gamma, beta, dout);  // fp32: in one launch, where the device allows
   check_close(*rt, dout, y, 1e-4f);
   const auto rm = dbn.running_mean.download(*rt), rv = dbn.running_var.download(*rt);
   for (std::size_t c = 0; c < C; ++c) {
@@ -109,7 +109,11 @@ TEST_CASE("OpenCL fp32 batch norm fused with the activation after it computes wh
           "[opencl][batch_norm]") {
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
-  constexpr std::size_t C = 40, B = 300;  // two channel tiles, several position slices
+  // Two channel tiles; 100 positions: one launch each way on any device, one work-group per tile; 300:
+  // several position slices, in one launch on devices whose work-groups run all at once.
+  constexpr std::size_t C = 40;
+  const std::size_t B = GENERATE(100, 300);
+  CAPTURE(B);
   rng g(7);
   const auto x = random_tensor<fp32>(B, C, -1.5f, 2.5f, g);
   const auto dy = random_tensor<fp32>(B, C, -0.3f, 0.3f, g);
@@ -139,6 +143,7 @@ TEST_CASE("OpenCL fp32 batch norm fused with the activation after it computes wh
     auto gamma = parameter_on_device(gammas), beta = parameter_on_device(betas);
     auto gamma2 = parameter_on_device(gammas), beta2 = parameter_on_device(betas);
     opencl::device_batch_norm<fp32> separate(*rt, C), fused(*rt, C);
+    separate.single_launch = false;
 
     // Two layers: normalized y, then the activation; backward through its gradient.
     opencl::device_tensor<fp32> y, out, d_act, dx;
@@ -157,13 +162,13 @@ TEST_CASE("OpenCL fp32 batch norm fused with the activation after it computes wh
       opencl::straight_through(*rt, y, dy_dev, d_act);
     separate.backward(*rt, x_dev, d_act, gamma, beta, &dx, stream{});
 
-    // One pass each way; the gradient replaces dy in place.
+    // One pass each way (one launch each where the device allows); the gradient replaces dy in place.
     opencl::device_tensor<fp32> out2, d = test_opencl::to_device(*rt, dy);
-    fused.statistics(*rt, x_dev, gamma2, beta2, mode::train);
-    fused.forward_activate(*rt, x_dev, out2, kind, v);
+    fused.train_forward_activate(*rt, x_dev, gamma2, beta2, out2, kind, v);
     fused.backward_through_activation(*rt, x_dev, d, gamma2, beta2, kind, true);
 
-    CHECK(out2.data.download(*rt) == out.data.download(*rt));
+    // Statistics summed in another order (one launch): equal to rounding.
+    CHECK(close(out2.data.download(*rt), out.data.download(*rt)) == 0);
     CHECK(close(d.data.download(*rt), dx.data.download(*rt)) == 0);
     CHECK(close(gamma2.grad.download(*rt), gamma.grad.download(*rt)) == 0);
     CHECK(close(beta2.grad.download(*rt), beta.grad.download(*rt)) == 0);
@@ -217,4 +222,71 @@ TEMPLATE_TEST_CASE("OpenCL fixed batch norm with the progressive activation in i
     CHECK(gamma2.grad_exp.download(*rt) == gamma.grad_exp.download(*rt));
     CHECK(beta2.grad_exp.download(*rt) == beta.grad_exp.download(*rt));
   }
+}
+
+TEST_CASE("OpenCL fp32 max pool, batch norm and activation trained together compute what the three layers do",
+          "[opencl][batch_norm]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  constexpr std::size_t C = 40, H = 8, W = 8, pool = 2;  // two channel tiles
+  // 4 images: 64 pooled positions, one launch each way on any device; 40: 640, several position slices
+  // in one launch on devices whose work-groups run all at once, else the layers' launches.
+  const std::size_t B = GENERATE(4, 40);
+  CAPTURE(B);
+  rng g(11);
+  const auto image = random_tensor<fp32>(B, H * W * C, -1.5f, 2.5f, g);
+  const std::size_t pooled_size = B * (H / pool) * (W / pool) * C;
+  const auto dy = random_tensor<fp32>(B, pooled_size / B, -0.3f, 0.3f, g);
+  const auto host_parameter = [&](float low, float high) {
+    parameter<fp32> p("p", param_role::real, {C});
+    saturation_counter sat;
+    for (std::size_t c = 0; c < C; ++c) p.store(c, c % 9 == 4 ? 0.0f : g.uniform(low, high), 0.0f, sat);
+    return p;
+  };
+  const auto host_gamma = host_parameter(-2.0f, 2.0f), host_beta = host_parameter(-1.0f, 1.0f);
+  using device_parameter = opencl::device_parameter<fp32>;
+  auto gamma = device_parameter::from_host(*rt, host_gamma), beta = device_parameter::from_host(*rt, host_beta);
+  auto gamma2 = device_parameter::from_host(*rt, host_gamma), beta2 = device_parameter::from_host(*rt, host_beta);
+  const auto close = [](const std::vector<float>& a, const std::vector<float>& b, float tol = 1e-6f) {
+    REQUIRE(a.size() == b.size());
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) bad += !(std::fabs(a[i] - b[i]) <= tol * (1.0f + std::fabs(b[i])));
+    return bad;
+  };
+  const auto image_dev = test_opencl::to_device(*rt, image), dy_dev = test_opencl::to_device(*rt, dy);
+  const opencl::conv_geometry geometry{B, H, W, C, pool, pool, 0};
+  using act = opencl::fused_activation;
+  const act kind = act::progressive;
+  const float v = 3.0f;
+
+  // Three layers: the pool (arg-max kept), the batch norm, the activation; and back.
+  opencl::device_batch_norm<fp32> separate(*rt, C), together(*rt, C);
+  separate.single_launch = false;
+  opencl::device_tensor<fp32> pooled, y, out, d_act, d_pooled, dimage;
+  opencl::device_buffer<std::uint8_t> argmax, argmax2;
+  pooled.resize(*rt, B, pooled_size / B);
+  opencl::max_pool(*rt, image_dev.data, geometry, pool, pooled.data, &argmax);
+  separate.statistics(*rt, pooled, gamma, beta, mode::train);
+  separate.forward(*rt, pooled, y);
+  out.resize(*rt, B, pooled_size / B);
+  opencl::clamp_scale<fp32>(*rt, y.data, y.exp, y.size(), v, out.data, out.exp);
+  opencl::straight_through(*rt, y, dy_dev, d_act);
+  separate.backward(*rt, pooled, d_act, gamma, beta, &d_pooled, stream{});
+  dimage.resize(*rt, B, H * W * C);
+  opencl::max_pool_grad(*rt, d_pooled.data, argmax, geometry, pool, dimage.data);
+
+  // Together: one launch each way where the device allows; d (the activation's dy) is scratch.
+  opencl::device_tensor<fp32> pooled2, out2, dimage2, d = test_opencl::to_device(*rt, dy);
+  const opencl::device_batch_norm<fp32>::max_pool_input input{geometry, pool, &argmax2};
+  together.train_pool_forward_activate(*rt, image_dev, input, pooled2, gamma2, beta2, out2, kind, v);
+  together.pool_backward_through_activation(*rt, pooled2, input, d, &dimage2, gamma2, beta2, kind);
+
+  CHECK(pooled2.data.download(*rt) == pooled.data.download(*rt));
+  CHECK(argmax2.download(*rt) == argmax.download(*rt));
+  // Statistics summed in another order in one launch: y to rounding, times v in the activation (seen: 3e-6).
+  CHECK(close(out2.data.download(*rt), out.data.download(*rt), 1e-5f) == 0);
+  CHECK(close(dimage2.data.download(*rt), dimage.data.download(*rt)) == 0);
+  // Sums over up to 640 positions in another order (one launch, slices of its own): to 1e-5.
+  CHECK(close(gamma2.grad.download(*rt), gamma.grad.download(*rt), 1e-5f) == 0);
+  CHECK(close(beta2.grad.download(*rt), beta.grad.download(*rt), 1e-5f) == 0);
 }

@@ -13,6 +13,10 @@
 //   call.forward_activated(bn, act, x, bn_output, act_output, ctx)   bn_output: where the
 //       normalized values go if Call keeps them (fixed formats), untouched otherwise
 //   call.backward_activated(bn, act, x, bn_output, d, with_dx, ctx)   d: the activation's dy in, bn's dx out
+// Likewise a max_pool followed by such a pair, where Call::fuses_pool_with<ActivationLayer>() says so:
+//   call.forward_pooled(pool, bn, act, x, pool_output, act_output, ctx)
+//   call.backward_pooled(pool, bn, act, x, pool_output, d, dx_or_null, ctx)   d: the activation's dy in
+//       (then scratch), dx: the pool's
 // HostLayers is the CPU layer tuple the network's layers mirror (the folding is decided on it).
 #include <array>
 #include <cstddef>
@@ -21,6 +25,7 @@
 #include "pbnn/context.hpp"
 #include "pbnn/layers/activation.hpp"
 #include "pbnn/layers/batch_norm.hpp"
+#include "pbnn/layers/max_pool.hpp"
 
 namespace pbnn::detail {
 
@@ -28,6 +33,10 @@ template <class L>
 inline constexpr bool is_batch_norm_v = false;
 template <class P, class In, std::size_t N>
 inline constexpr bool is_batch_norm_v<batch_norm_layer<P, In, N>> = true;
+template <class L>
+inline constexpr bool is_max_pool_v = false;
+template <class P, class In, std::size_t Size>
+inline constexpr bool is_max_pool_v<max_pool_layer<P, In, Size>> = true;
 template <class L>
 inline constexpr bool is_binary_act_v = false;
 template <class P, class In>
@@ -72,6 +81,21 @@ class layer_passes {
         return false;
     }
   }
+  // Layers I, I + 1, I + 2 are a max_pool and a pair that trains_fused, which Call can train as one.
+  template <std::size_t I>
+  static constexpr bool trains_pooled() {
+    if constexpr (I + 3 >= Depth || I >= Depth) {
+      return false;
+    } else if constexpr (!is_max_pool_v<host_layer_t<I>> || !trains_fused<I + 1>()) {
+      return false;
+    } else {
+      using activation = std::tuple_element_t<I + 2, Layers>;
+      if constexpr (requires { Call::template fuses_pool_with<activation>(); })
+        return Call::template fuses_pool_with<activation>();
+      else
+        return false;
+    }
+  }
   // Whether this training step fuses the pair at I, I + 1 (a threshold comparison replaces it instead).
   template <std::size_t I>
   static bool fused_now(const context& ctx) {
@@ -87,6 +111,13 @@ class layer_passes {
   template <std::size_t I>
   void forward_from(const Tensor& x, context& ctx) {
     if constexpr (I < Depth) {
+      if constexpr (trains_pooled<I>()) {
+        if (fused_now<I + 1>(ctx)) {
+          call_.forward_pooled(std::get<I>(layers_), std::get<I + 1>(layers_), std::get<I + 2>(layers_), x, outputs_[I],
+                               outputs_[I + 2], ctx);
+          return forward_from<I + 3>(outputs_[I + 2], ctx);
+        }
+      }
       if constexpr (trains_fused<I>()) {
         if (fused_now<I>(ctx)) {
           call_.forward_activated(std::get<I>(layers_), std::get<I + 1>(layers_), x, outputs_[I], outputs_[I + 1], ctx);
@@ -109,6 +140,16 @@ class layer_passes {
 
   template <std::size_t I>
   void backward_from(const Tensor& dy, context& ctx) {
+    if constexpr (I >= 2 && trains_pooled<I - 2>()) {
+      if (fused_now<I - 1>(ctx)) {  // the forward pass was fused too
+        Tensor& d = grads_[(I + 1) % 2];  // written by layer I + 1: dy itself
+        Tensor& dx = grads_[I % 2];       // the pool's, as layer I - 2 writes it
+        call_.backward_pooled(std::get<I - 2>(layers_), std::get<I - 1>(layers_), std::get<I>(layers_),
+                              input_of<I - 2>(), outputs_[I - 2], d, I > 2 ? &dx : nullptr, ctx);
+        if constexpr (I > 2) backward_from<I - 3>(dx, ctx);
+        return;
+      }
+    }
     if constexpr (I >= 1 && trains_fused<I - 1>()) {
       if (fused_now<I - 1>(ctx)) {  // the forward pass was fused too
         Tensor& d = grads_[(I + 1) % 2];  // written by layer I + 1: dy itself

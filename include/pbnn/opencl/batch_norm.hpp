@@ -4,8 +4,10 @@
 // statistics, the affine forward pass, sign(BN(x)) as a threshold comparison, and the backward pass
 // into gamma's and beta's gradients and dx. Every call enqueues its kernels and waits for none.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -16,6 +18,7 @@
 #include "pbnn/context.hpp"
 #include "pbnn/format.hpp"
 #include "pbnn/opencl/cl_types.hpp"
+#include "pbnn/opencl/conv.hpp"
 #include "pbnn/opencl/kernels/batch_norm_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/parameter.hpp"
@@ -39,6 +42,7 @@ class device_batch_norm {
     running_mean.upload(rt, zeros);
     running_var.upload(rt, ones);
     for (auto* b : {&mean_, &invstd_, &scale_, &shift_, &tscale_, &tshift_}) b->resize(rt, channels);
+    release_flags_.upload(rt, std::vector<cl_int>(channel_tiles(), 0));
     if constexpr (is_fixed_v<F>) {  // fp32 writes the parameters' gradients in place
       dgamma_.resize(rt, channels);
       dbeta_.resize(rt, channels);
@@ -46,6 +50,10 @@ class device_batch_norm {
   }
 
   device_buffer<float> running_mean, running_var;
+
+  // fp32 training takes one launch each way where single_launch_slices allows it (bn_train_forward,
+  // bn_train_backward), two otherwise; false: always two (what tests compare the one launch with).
+  bool single_launch = true;
 
   // Statistics of x (batch ones in training and calibration, running ones in evaluation); training
   // moves the running ones by `momentum`, calibration by calibration_weight (1 / (batches + 1)).
@@ -71,6 +79,60 @@ class device_batch_norm {
 
   // y = gamma (x - mean) invstd + beta with the last statistics; fixed formats round to nearest.
   void forward(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) { affine(rt, x, y, nullptr); }
+
+  // Training: statistics(mode::train) then forward(), in one launch where it can (fp32).
+  void train_forward(runtime& rt, const device_tensor<F>& x, const device_parameter<F>& gamma,
+                     const device_parameter<F>& beta, device_tensor<F>& y) {
+    if constexpr (!is_fixed_v<F>)
+      if (train_in_one_launch(rt, x, x, nullptr, gamma, beta, y, no_activation, 0.0f)) return;
+    statistics(rt, x, gamma, beta, mode::train);
+    forward(rt, x, y);
+  }
+  // fp32 training: statistics(mode::train) then forward_activate(), in one launch where it can.
+  void train_forward_activate(runtime& rt, const device_tensor<F>& x, const device_parameter<F>& gamma,
+                              const device_parameter<F>& beta, device_tensor<F>& out, fused_activation act, float v)
+    requires(!is_fixed_v<F>)
+  {
+    if (train_in_one_launch(rt, x, x, nullptr, gamma, beta, out, static_cast<cl_int>(act), v)) return;
+    statistics(rt, x, gamma, beta, mode::train);
+    forward_activate(rt, x, out, act, v);
+  }
+
+  // The max pool in front of a batch norm trained with it (train_pool_forward_activate): windows of
+  // size x size over image, whose channels are this batch norm's; argmax: where the pool keeps its
+  // windows' arg-max for the backward pass.
+  struct max_pool_input {
+    conv_geometry image;
+    std::size_t size = 0;
+    device_buffer<std::uint8_t>* argmax = nullptr;
+  };
+  // fp32 training of max_pool (pooled = the pool of image) followed by train_forward_activate(pooled),
+  // in one launch where it can.
+  void train_pool_forward_activate(runtime& rt, const device_tensor<F>& image, const max_pool_input& pool,
+                                   device_tensor<F>& pooled, const device_parameter<F>& gamma,
+                                   const device_parameter<F>& beta, device_tensor<F>& out, fused_activation act,
+                                   float v)
+    requires(!is_fixed_v<F>)
+  {
+    pooled.resize(rt, image.rows(), image.cols() / (pool.size * pool.size));
+    if (train_in_one_launch(rt, pooled, image, &pool, gamma, beta, out, static_cast<cl_int>(act), v)) return;
+    max_pool(rt, image.data, pool.image, pool.size, pooled.data, pool.argmax);
+    train_forward_activate(rt, pooled, gamma, beta, out, act, v);
+  }
+  // Its backward pass: d holds the activation's dy (scratch: it may be overwritten), dimage (if any)
+  // becomes the pool's input gradient; pooled is the pool's output of the forward pass.
+  void pool_backward_through_activation(runtime& rt, const device_tensor<F>& pooled, const max_pool_input& pool,
+                                        device_tensor<F>& d, device_tensor<F>* dimage, device_parameter<F>& gamma,
+                                        device_parameter<F>& beta, fused_activation act)
+    requires(!is_fixed_v<F>)
+  {
+    if (dimage) {
+      dimage->resize(rt, pooled.rows(), pooled.cols() * pool.size * pool.size);
+      if (backward_in_one_launch(rt, pooled, d, *dimage, &pool, gamma, beta, static_cast<cl_int>(act))) return;
+    }
+    backward_through_activation(rt, pooled, d, gamma, beta, act, dimage != nullptr);
+    if (dimage) max_pool_grad(rt, d.data, *pool.argmax, pool.image, pool.size, dimage->data);
+  }
 
   // Fixed formats' training of this batch norm followed by the progressive activation: y (which the
   // activation's gradient reads) and out = clamp(v y, -1, 1) from one quantizing pass.
@@ -107,6 +169,7 @@ class device_batch_norm {
                                    bool with_dx)
     requires(!is_fixed_v<F>)
   {
+    if (with_dx && backward_in_one_launch(rt, x, d, d, nullptr, gamma, beta, static_cast<cl_int>(act))) return;
     grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act), x);  // fp32 recomputes y: x stands in
     if (!with_dx) return;
     detail::launch(rt, program(rt), "bn_grad_input_through_activation", x.size(), x.data.handle(),
@@ -134,6 +197,8 @@ class device_batch_norm {
  private:
   void backward_of(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy, device_parameter<F>& gamma,
                    device_parameter<F>& beta, device_tensor<F>* dx, stream rnd, const device_tensor<F>* y) {
+    if constexpr (!is_fixed_v<F>)
+      if (dx && backward_in_one_launch(rt, x, dy, *dx, nullptr, gamma, beta, no_activation)) return;
     const device_tensor<F>& mask = y ? *y : x;  // read only with y
     grad_params(rt, x, dy, gamma, beta, y ? straight_through : no_activation, mask);
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
@@ -197,6 +262,79 @@ class device_batch_norm {
     else
       (void)y, launch_grad_params();
     store_gradients(rt, gamma, beta);
+  }
+
+  // The single-launch passes' slices of the positions per channel tile (0: two launches): about 2
+  // positions per work-item, but at most as many groups as the device runs at once (a group may wait
+  // for the others of its tile: runtime::resident_groups), and at most 8 positions per item (larger
+  // tensors fill the device better in two launches).
+  static constexpr std::size_t single_launch_rows = 32;  // BN_RW1 of the kernels
+  std::size_t single_launch_slices(runtime& rt, std::size_t npos) const {
+    if (!single_launch || npos == 0) return 0;
+    const std::size_t resident = std::max<std::size_t>(1, rt.resident_groups() / channel_tiles());
+    const std::size_t slices = std::min(resident, (npos + 2 * single_launch_rows - 1) / (2 * single_launch_rows));
+    return npos <= slices * single_launch_rows * 8 ? slices : 0;
+  }
+  // pool: x is first written as the max pool of image (sized already), else image is x (unread).
+  bool train_in_one_launch(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& image,
+                           const max_pool_input* pool, const device_parameter<F>& gamma,
+                           const device_parameter<F>& beta, device_tensor<F>& out, cl_int activation, float v) {
+    const std::size_t npos = positions(x), slices = single_launch_slices(rt, npos);
+    if (slices == 0) return false;
+    out.resize(rt, x.rows(), x.cols());
+    if (pool) pool->argmax->resize(rt, x.size());
+    if (sums_.size() < 2 * slices * channels_) sums_.resize(rt, 2 * slices * channels_);
+    const cl::Buffer& argmax = pool ? pool->argmax->handle() : release_flags_.handle();  // unread without a pool
+    const auto [pool_size, height, width] = pool_args(pool);
+    detail::launch_range(rt, program(rt), "bn_train_forward", single_launch_groups(slices), single_launch_tile(),
+                         x.data.handle(), detail::checked_count(npos), detail::checked_count(channels_),
+                         detail::checked_count(slices), sums_.handle(), rt.counters(channel_tiles()),
+                         release_flags_.handle(), next_release(), activation, v, out.data.handle(),
+                         image.data.handle(), argmax, pool_size, height, width, gamma.value.handle(),
+                         beta.value.handle(), cl_int{gamma.exp}, eps, momentum, cl_int{0}, running_mean.handle(),
+                         running_var.handle(), mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(),
+                         tscale_.handle(), tshift_.handle());
+    if (rt.profiling()) rt.label_last(fmt::format("bn_train_forward {}x{} /{}", npos, channels_, slices));
+    return true;
+  }
+  // dx may be dy; pool: dx is the pool's input gradient (sized already).
+  bool backward_in_one_launch(runtime& rt, const device_tensor<F>& x, const device_tensor<F>& dy,
+                              device_tensor<F>& dx, const max_pool_input* pool, device_parameter<F>& gamma,
+                              device_parameter<F>& beta, cl_int activation) {
+    const std::size_t npos = positions(x), slices = single_launch_slices(rt, npos);
+    if (slices == 0) return false;
+    if (&dx != &dy && !pool) dx.resize(rt, x.rows(), x.cols());
+    const auto [pool_size, height, width] = pool_args(pool);
+    if (grad_sums_.size() < 2 * slices * channels_) grad_sums_.resize(rt, 2 * slices * channels_);
+    detail::launch_range(rt, program(rt), "bn_train_backward", single_launch_groups(slices), single_launch_tile(),
+                         x.data.handle(), dy.data.handle(), dx.data.handle(), detail::checked_count(npos),
+                         detail::checked_count(channels_), detail::checked_count(slices), grad_sums_.handle(),
+                         rt.counters(channel_tiles()), release_flags_.handle(), next_release(), mean_.handle(),
+                         invstd_.handle(), activation, scale_.handle(), shift_.handle(), gamma.value.handle(),
+                         gamma.grad.handle(), beta.grad.handle(),
+                         pool ? pool->argmax->handle() : release_flags_.handle(),  // unread without a pool
+                         pool_size, height, width);
+    if (rt.profiling()) rt.label_last(fmt::format("bn_train_backward {}x{} /{}", npos, channels_, slices));
+    store_gradients(rt, gamma, beta);
+    return true;
+  }
+  // The kernels' pool, height, width (zeros: no pool).
+  static std::array<cl_int, 3> pool_args(const max_pool_input* pool) {
+    if (!pool) return {0, 0, 0};
+    if (pool->size == 0 || pool->image.height % pool->size || pool->image.width % pool->size)
+      throw std::invalid_argument(fmt::format("pbnn::opencl::batch_norm: {}x{} windows do not tile a {}x{} image",
+                                              pool->size, pool->size, pool->image.height, pool->image.width));
+    return {static_cast<cl_int>(pool->size), static_cast<cl_int>(pool->image.height),
+            static_cast<cl_int>(pool->image.width)};
+  }
+  cl::NDRange single_launch_tile() const { return cl::NDRange(tile_channels, single_launch_rows); }
+  cl::NDRange single_launch_groups(std::size_t slices) const {
+    return cl::NDRange(channel_tiles() * tile_channels, slices * single_launch_rows);
+  }
+  // Each single launch releases its channel tiles' flags (release_flags_) with a number of its own.
+  cl_int next_release() {
+    release_ = release_ == std::numeric_limits<cl_int>::max() ? 1 : release_ + 1;
+    return release_;
   }
 
   // Slices of the positions per channel tile: enough work-groups to fill a large GPU (about 1024),
@@ -282,6 +420,8 @@ class device_batch_norm {
   maximum_slots maxima_;  // fixed formats: of dgamma_ and dbeta_, where they are too many for one group
   device_buffer<std::conditional_t<is_fixed_v<F>, std::int64_t, float>> sums_;  // TSUM partials
   device_buffer<float> grad_sums_;
+  device_buffer<cl_int> release_flags_;  // single launches: per channel tile, the last release's number
+  cl_int release_ = 0;
 };
 
 }  // namespace pbnn::opencl

@@ -165,6 +165,7 @@ class device_layer<batch_norm_layer<P, In, N>> {
   }
 
   void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) {
+    if (ctx.mode == mode::train) return bn_.train_forward(rt, x, gamma_, beta_, y);
     statistics(rt, x, ctx);
     bn_.forward(rt, x, y);
   }
@@ -183,13 +184,16 @@ class device_layer<batch_norm_layer<P, In, N>> {
   // activation computed by the pass that quantizes y (device_batch_norm::forward_progressive). The
   // backward pass turns the activation's dy into this layer's dx in place.
   void forward_activate(runtime& rt, const tensor& x, tensor& y, tensor& out, fused_activation act, context& ctx) {
-    statistics(rt, x, ctx);
     if constexpr (is_fixed_v<format>) {
       if (act != fused_activation::progressive)
         throw std::logic_error("pbnn::opencl: a fixed-format batch norm fuses only the progressive activation");
+      statistics(rt, x, ctx);
       bn_.forward_progressive(rt, x, y, out, ctx.v);
-    } else {
+    } else if (ctx.mode == mode::train) {
       (void)y;
+      bn_.train_forward_activate(rt, x, gamma_, beta_, out, act, ctx.v);
+    } else {
+      statistics(rt, x, ctx);
       bn_.forward_activate(rt, x, out, act, ctx.v);
     }
   }
@@ -203,6 +207,22 @@ class device_layer<batch_norm_layer<P, In, N>> {
       (void)y, (void)ctx;
       bn_.backward_through_activation(rt, x, d, gamma_, beta_, act, with_dx);
     }
+  }
+  // fp32 training of a max pool (pool, of the layer in front), this layer and the activation after
+  // it, one pass each way where the device allows (device_batch_norm::train_pool_forward_activate).
+  template <class Pool>
+  void pool_forward_activate(runtime& rt, Pool& pool, const tensor& image, tensor& pooled, tensor& out,
+                             fused_activation act, context& ctx)
+    requires(!is_fixed_v<format>)
+  {
+    bn_.train_pool_forward_activate(rt, image, pool.pooling(image.rows()), pooled, gamma_, beta_, out, act, ctx.v);
+  }
+  template <class Pool>
+  void pool_backward_through_activation(runtime& rt, Pool& pool, const tensor& image, const tensor& pooled, tensor& d,
+                                        tensor* dimage, fused_activation act, context&)
+    requires(!is_fixed_v<format>)
+  {
+    bn_.pool_backward_through_activation(rt, pooled, pool.pooling(image.rows()), d, dimage, gamma_, beta_, act);
   }
   void begin_calibration() noexcept { calibration_batches_ = 0; }
 
@@ -345,6 +365,8 @@ class device_layer<max_pool_layer<P, In, Size>> : public stateless_device_layer 
     max_pool_grad(rt, dy.data, argmax_, geometry(x.rows()), Size, dx->data);
     detail::copy_exponent(rt, dy, *dx);
   }
+  // What a batch norm trained together with this pool reads of it (train_pool_forward_activate).
+  typename device_batch_norm<format>::max_pool_input pooling(std::size_t b) { return {geometry(b), Size, &argmax_}; }
 
  private:
   static conv_geometry geometry(std::size_t b) { return {b, dims::H, dims::W, dims::C, Size, Size, 0}; }

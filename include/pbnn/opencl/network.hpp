@@ -185,6 +185,20 @@ class sequential<policy<Format, Scheme, opencl::backend>, In, Specs...> {
       if constexpr (requires { Activation::fuses_after_batch_norm; }) return Activation::fuses_after_batch_norm;
       else return false;
     }
+    template <class Activation>
+    static constexpr bool fuses_pool_with() {
+      return fuses_batch_norm_with<Activation>() && !is_fixed_v<format>;
+    }
+    template <class Pool, class BatchNorm, class Activation>
+    void forward_pooled(Pool& pool, BatchNorm& bn, Activation&, const tensor& x, tensor& pooled, tensor& out,
+                        context& ctx) const {
+      bn.pool_forward_activate(rt, pool, x, pooled, out, Activation::fused, ctx);
+    }
+    template <class Pool, class BatchNorm, class Activation>
+    void backward_pooled(Pool& pool, BatchNorm& bn, Activation&, const tensor& x, const tensor& pooled, tensor& d,
+                         tensor* dx, context& ctx) const {
+      bn.pool_backward_through_activation(rt, pool, x, pooled, d, dx, Activation::fused, ctx);
+    }
     template <class BatchNorm, class Activation>
     void forward_activated(BatchNorm& bn, Activation&, const tensor& x, tensor& y, tensor& out, context& ctx) const {
       bn.forward_activate(rt, x, y, out, Activation::fused, ctx);

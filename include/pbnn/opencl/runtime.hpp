@@ -37,6 +37,7 @@ class runtime {
                               profiling_ ? cl::QueueProperties::Profiling : cl::QueueProperties::None, &err);
     check(err, fmt::format("creating a command queue on {}", entry_.label()));
     nvidia_ = has_extension("cl_nv_compiler_options");
+    if (nvidia_) resident_groups_ = entry_.device.getInfo<CL_DEVICE_MAX_COMPUTE_UNITS>();
   }
 
   const device_entry& device() const noexcept { return entry_; }
@@ -137,6 +138,12 @@ class runtime {
   // Whether the device is NVIDIA's (its compiler takes inline PTX).
   bool nvidia() const noexcept { return nvidia_; }
 
+  // How many work-groups of a launch, one per compute unit, are sure to run side by side, so that a
+  // kernel may have some wait for others (kernels/last_group_cl.hpp's wait_for_release): NVIDIA's
+  // driver starts every group that fits, and an in-order queue runs nothing beside the launch; 0
+  // elsewhere (PoCL and others promise no such thing).
+  std::size_t resident_groups() const noexcept { return resident_groups_; }
+
   // Programs compiled so far (each (source, options) pair counts once).
   std::size_t builds() const noexcept { return builds_; }
 
@@ -211,6 +218,7 @@ class runtime {
   std::map<static_key, const cl::Program*> static_programs_;
   std::size_t builds_ = 0;
   bool nvidia_ = false;
+  std::size_t resident_groups_ = 0;
   std::map<std::string, bool, std::less<>> probes_;
   bool profiling_ = false;
   cl::Buffer scratch_;

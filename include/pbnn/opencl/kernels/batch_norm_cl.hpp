@@ -191,9 +191,10 @@ __kernel void bn_threshold(__global const TQ* x, const uint n, const uint C, __g
 }
 
 // The activations fp32 training runs inside a batch norm's passes (opencl::fused_activation): 0 ReLU,
-// 1 sign (sign(0) = -1), 2 progressive clamp(v y, -1, 1); the expressions of the activation kernels.
+// 1 sign (sign(0) = -1), 2 progressive clamp(v y, -1, 1); the expressions of the activation kernels;
+// -1 none (y itself).
 float fused_activation(const int kind, const float y, const float v) {
-  return kind == 0 ? max(y, 0.0f) : kind == 1 ? (y > 0.0f ? 1.0f : -1.0f) : clamp(v * y, -1.0f, 1.0f);
+  return kind < 0 ? y : kind == 0 ? max(y, 0.0f) : kind == 1 ? (y > 0.0f ? 1.0f : -1.0f) : clamp(v * y, -1.0f, 1.0f);
 }
 // Where the activation passes its dy back: ReLU where y > 0, the others (straight-through) where |y| <= 1.
 bool passes_gradient(const int kind, const float y) { return kind == 0 ? y > 0.0f : fabs(y) <= 1.0f; }
@@ -304,6 +305,172 @@ __kernel void bn_grad_input_through_activation(__global const float* x, const ui
   const float xhat = x[i] * is + (-mean[c] * is);
   const float k = gamma[c] * is;
   d[i] = k * (g - (dbeta[c] + xhat * dgamma[c]) * (1.0f / (float)(n / C)));
+}
+#endif
+
+#if !FIXED
+// fp32 training in one launch each way (device_batch_norm's single-launch passes): work-groups of
+// BN_CT channels x BN_RW1 rows, (channel tile, slice). Every group sums its slice of the positions;
+// the last of a tile to arrive adds the slices' sums (in slice order), finishes the tile's channels
+// and releases the others (with more than one slice the host launches at most one group per compute
+// unit of a device that runs them all at once), and then every group makes the element-wise pass over
+// its own positions with the finished values: the expressions of the two-launch kernels.
+#define BN_RW1 32
+
+// Sums a and b over the rows of the work-group into row 0's items (uniform barriers).
+void rows_sum2(float* a, float* b, __local float (*la)[BN_CT], __local float (*lb)[BN_CT]) {
+  const uint lx = get_local_id(0), ly = get_local_id(1);
+  la[ly][lx] = *a;
+  lb[ly][lx] = *b;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (uint s = BN_RW1 / 2; s > 0; s >>= 1) {
+    if (ly < s) {
+      la[ly][lx] += la[ly + s][lx];
+      lb[ly][lx] += lb[ly + s][lx];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  *a = la[0][lx];
+  *b = lb[0][lx];
+}
+
+// The channel tile's totals of the groups' (s1, s2) into row 0's items of the group that finishes
+// them (`finish`, run by row 0's items of the channels in range): with one slice, each group itself;
+// else the last group of the tile to arrive, which then releases the tile's finished values to the
+// others (wait_for_release). Afterwards every item of every group may read them. partial:
+// [2][slices][C].
+#define SUM_OVER_SLICES(s1, s2, l1, l2, partial, counters, flags, seq, finish)                          \
+  rows_sum2(&s1, &s2, l1, l2);                                                                        \
+  if (slices > 1) {                                                                                   \
+    if (get_local_id(1) == 0 && c < C) {                                                              \
+      partial[slice * C + c] = s1;                                                                    \
+      partial[(slices + slice) * C + c] = s2;                                                         \
+    }                                                                                                 \
+    if (last_to_arrive(counters, tile, slices, &last)) {                                              \
+      volatile __global const float* sums = partial;                                                  \
+      s1 = 0.0f;                                                                                      \
+      s2 = 0.0f;                                                                                      \
+      if (c < C)                                                                                      \
+        for (uint s = get_local_id(1); s < slices; s += BN_RW1) {                                     \
+          s1 += sums[s * C + c];                                                                      \
+          s2 += sums[(slices + s) * C + c];                                                           \
+        }                                                                                             \
+      rows_sum2(&s1, &s2, l1, l2);                                                                    \
+      if (get_local_id(1) == 0 && c < C) finish;                                                      \
+      release(flags, tile, seq);                                                                      \
+    } else {                                                                                          \
+      wait_for_release(flags, tile, seq);                                                             \
+    }                                                                                                 \
+  } else {                                                                                            \
+    if (get_local_id(1) == 0 && c < C) finish;                                                        \
+    barrier(CLK_GLOBAL_MEM_FENCE);                                                                    \
+  }
+
+// A max pool in front of the single-launch passes (pool > 0): position p of x is the window of pool x
+// pool pixels of an image of height x width (x pool: its positions) at which the max_pool kernel puts
+// it, and window offset k of channel c lies at image[window(p) + k's pixel]. 0: no pool.
+#define POOL_ARGS const int pool, const int height, const int width
+size_t pool_window(const uint p, const uint C, const uint c, POOL_ARGS) {
+  const int ho = height / pool, wo = width / pool, ow = p % wo, oh = (p / wo) % ho, n = p / (wo * ho);
+  return ((size_t)(n * height + oh * pool) * width + ow * pool) * C + c;
+}
+size_t pool_offset(const int k, const uint C, POOL_ARGS) { return ((size_t)(k / pool) * width + k % pool) * C; }
+
+// Statistics (training: batch ones, running ones moved by m_run), then out = the activation (-1:
+// none) of y = scale x + shift: bn_statistics and bn_affine_activate (or bn_affine) in one launch.
+// pool > 0: x is first written as the max pool of image (argmax kept), as max_pool does.
+__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW1, 1)))
+void bn_train_forward(__global float* x, const uint npos, const uint C, const uint slices,
+                      __global float* partial, volatile __global int* counters, volatile __global int* flags,
+                      const int seq, const int activation, const float v, __global float* out,
+                      __global const float* image, __global uchar* argmax, POOL_ARGS, BN_FINISH_ARGS) {
+  __local float l1[BN_RW1][BN_CT], l2[BN_RW1][BN_CT];
+  __local int last;
+  const uint tile = get_group_id(0), c = tile * BN_CT + get_local_id(0), slice = get_group_id(1);
+  const uint first = slice * BN_RW1 + get_local_id(1), step = slices * BN_RW1;
+  float s1 = 0.0f, s2 = 0.0f;
+  if (c < C)
+#pragma unroll 4
+    for (uint p = first; p < npos; p += step) {
+      float value;
+      if (pool > 0) {
+        __global const float* window = image + pool_window(p, C, c, pool, height, width);
+        value = window[0];
+        uchar arg = 0;
+        for (int k = 1; k < pool * pool; ++k) {
+          const float candidate = window[pool_offset(k, C, pool, height, width)];
+          if (candidate > value) {
+            value = candidate;
+            arg = (uchar)k;
+          }
+        }
+        x[(size_t)p * C + c] = value;
+        argmax[(size_t)p * C + c] = arg;
+      } else {
+        value = x[(size_t)p * C + c];
+      }
+      s1 += value;
+      s2 += value * value;
+    }
+  SUM_OVER_SLICES(s1, s2, l1, l2, partial, counters, flags, seq,
+                  bn_finish_statistics(c, s1, s2, npos, 0, BN_FINISH_PASS))
+  if (c >= C) return;
+  const float sc = ((volatile __global const float*)scale)[c], sh = ((volatile __global const float*)shift)[c];
+#pragma unroll 4
+  for (uint p = first; p < npos; p += step) {
+    const size_t i = (size_t)p * C + c;
+    out[i] = fused_activation(activation, sc * x[i] + sh, v);
+  }
+}
+
+// dgamma and dbeta of the part of dy the activation (-1: none) passes back, then dx: bn_grad_params and
+// bn_grad_input_through_activation (or bn_grad_input) in one launch. dx may be dy (in place: each
+// work-item writes only the values it has read). pool > 0: dx is instead the gradient of the max
+// pool's image, each window's dx at its argmax and 0 elsewhere, as max_pool_grad writes it.
+__kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW1, 1)))
+void bn_train_backward(__global const float* x, __global const float* dy, __global float* dx, const uint npos,
+                       const uint C, const uint slices, __global float* partial, volatile __global int* counters,
+                       volatile __global int* flags, const int seq, __global const float* mean,
+                       __global const float* invstd, const int activation, __global const float* scale,
+                       __global const float* shift, __global const float* gamma, __global float* dgamma,
+                       __global float* dbeta, __global const uchar* argmax, POOL_ARGS) {
+  __local float l1[BN_RW1][BN_CT], l2[BN_RW1][BN_CT];
+  __local int last;
+  const uint tile = get_group_id(0), c = tile * BN_CT + get_local_id(0), slice = get_group_id(1);
+  const uint first = slice * BN_RW1 + get_local_id(1), step = slices * BN_RW1;
+  float s1 = 0.0f, s2 = 0.0f, is = 0.0f, mu_is = 0.0f, ys = 0.0f, yt = 0.0f;
+  if (c < C) {
+    is = invstd[c];
+    mu_is = -mean[c] * is;
+    ys = scale[c];
+    yt = shift[c];
+#pragma unroll 4
+    for (uint p = first; p < npos; p += step) {
+      const size_t i = (size_t)p * C + c;
+      float g = dy[i];
+      if (activation >= 0 && !passes_gradient(activation, ys * x[i] + yt)) g = 0.0f;
+      s1 += g * (x[i] * is + mu_is);
+      s2 += g;
+    }
+  }
+  SUM_OVER_SLICES(s1, s2, l1, l2, partial, counters, flags, seq, (dgamma[c] = s1, dbeta[c] = s2))
+  if (c >= C) return;
+  const float dg = ((volatile __global const float*)dgamma)[c], db = ((volatile __global const float*)dbeta)[c];
+  const float k = gamma[c] * is, per_position = 1.0f / (float)npos;
+#pragma unroll 4
+  for (uint p = first; p < npos; p += step) {
+    const size_t i = (size_t)p * C + c;
+    const float g = activation < 0 || passes_gradient(activation, ys * x[i] + yt) ? dy[i] : 0.0f;
+    const float xhat = x[i] * is + mu_is;
+    const float gradient = k * (g - (db + xhat * dg) * per_position);
+    if (pool > 0) {
+      __global float* window = dx + pool_window(p, C, c, pool, height, width);
+      const int arg = argmax[i];
+      for (int w = 0; w < pool * pool; ++w) window[pool_offset(w, C, pool, height, width)] = w == arg ? gradient : 0.0f;
+    } else {
+      dx[i] = gradient;
+    }
+  }
 }
 #endif
 )CLC";

@@ -2,7 +2,10 @@
 // OpenCL C for a kernel whose work-groups each write a part of a result and whose last group to
 // finish combines the parts (batch norm's sums over slices of the positions), so that no second
 // launch is needed. Counters come from runtime::counters: zero between launches, and the last
-// group of each counter sets it back to zero. Joined in front of a kernel source (join.hpp);
+// group of each counter sets it back to zero. Where the host knows every group of a launch to be
+// resident at once (runtime::resident_groups), groups may also wait for the last one to publish what it
+// combined (release, wait_for_release), so that one launch does both passes of a reduction and its
+// use. Joined in front of a kernel source (join.hpp);
 // -DNVIDIA_PTX=1 on NVIDIA devices (runtime::nvidia) publishes the parts with PTX's membar.gl.
 namespace pbnn::opencl::kernels {
 
@@ -32,6 +35,26 @@ bool last_to_arrive(volatile __global int* counters, const uint counter, const u
   const bool last = *flag != 0;
   if (last) GLOBAL_FENCE();
   return last;
+}
+
+// The last group's publication: its global writes before this call become visible to the groups
+// waiting for flags[flag] == seq (a number of this launch's, never left in the flag by an earlier one).
+// Every work-item of the group calls it (uniform barrier).
+void release(volatile __global int* flags, const uint flag, const int seq) {
+  GLOBAL_FENCE();
+  barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+  if (get_local_id(0) == 0 && get_local_id(1) == 0) flags[flag] = seq;
+}
+
+// Waits for release(flags, flag, seq); the released writes are then visible to the whole group (read
+// them through volatile pointers). Only for groups that are all resident at once: one that waited for a
+// group not yet started would wait for ever. Every work-item calls it (uniform barrier).
+void wait_for_release(volatile __global const int* flags, const uint flag, const int seq) {
+  if (get_local_id(0) == 0 && get_local_id(1) == 0)
+    while (flags[flag] != seq) {
+    }
+  barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+  GLOBAL_FENCE();
 }
 )CLC";
 
