@@ -1,5 +1,6 @@
 // Batch norm on the device against the CPU layer, in training, evaluation and as a threshold, with
-// its backward pass; and the fp32 pass fused with an activation against the two layers. The
+// its backward pass; and the fp32 passes fused with an activation (and a max pool in front), in one
+// launch each way where the device allows, against the separate layers. The
 // statistics are float computations in another order than the CPU's double ones, so values agree to
 // a relative 1e-4 (fp32), or within one step of the format (fixed; the exponents equal); threshold
 // signs may differ only where BN(x) is within rounding of zero.
