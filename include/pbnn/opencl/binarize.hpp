@@ -108,12 +108,26 @@ void mask_saturated_values(runtime& rt, const device_buffer<storage_t<F>>& value
                  detail::checked_count(n), 1.0f / v, grad.handle());
 }
 
+// fp32 weights of a scheme that does not binarize are their own theta: a layer's products read the
+// values (product_weights), and scheme_weights writes no copy of them.
+template <class Scheme, class F>
+inline constexpr bool theta_is_value = !Scheme::binarizes && !is_fixed_v<F>;
+
+// What a layer's products read as its weights: theta as scheme_weights leaves it, or the values.
+template <class Scheme, class F>
+const device_buffer<storage_t<F>>& product_weights(const device_parameter<F>& w,
+                                                   const device_buffer<storage_t<F>>& theta) noexcept {
+  if constexpr (theta_is_value<Scheme, F>) return w.value;
+  else return theta;
+}
+
 // theta of a layer's weights per its scheme and the mode, as Scheme::weights does on the CPU
 // (drawing a stream from the context where the CPU draws one); kept where the optimizer already
-// wrote it for this v (device_parameter::theta_v).
+// wrote it for this v (device_parameter::theta_v); none where theta is the values (theta_is_value).
 template <class Scheme, class F>
 void scheme_weights(runtime& rt, device_parameter<F>& w, device_buffer<storage_t<F>>& theta,
                     device_buffer<int>& theta_exp, context& ctx) {
+  if constexpr (theta_is_value<Scheme, F>) return;
   if (ctx.training() && w.theta_v != 0 && w.theta_v == ctx.v) return;
   w.theta_v = 0;
   const std::size_t n = w.size();

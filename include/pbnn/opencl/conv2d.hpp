@@ -50,7 +50,7 @@ class device_conv2d {
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     y.resize(rt, b, Ho * Wo * Cout);
-    if constexpr (!reads_values) scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
+    scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     const conv_geometry g = geometry(b);
     in_place_ = reads_image_in_place<value_type>(rt, g);
     if (!in_place_) im2col(rt, x.data, g, cols_);
@@ -132,13 +132,7 @@ class device_conv2d {
 
   using grad_value = std::conditional_t<is_fixed_v<format>, std::int32_t, float>;
   device_parameter<format> weight_;
-  // fp32 weights of a scheme that does not binarize are their own theta: the products read the values
-  // (no copy per step).
-  static constexpr bool reads_values = !scheme::binarizes && !is_fixed_v<format>;
-  const device_buffer<value_type>& weights() const noexcept {
-    if constexpr (reads_values) return weight_.value;
-    else return theta_;
-  }
+  const device_buffer<value_type>& weights() const noexcept { return product_weights<scheme>(weight_, theta_); }
 
   device_buffer<value_type> theta_, cols_;
   device_buffer<int> theta_exp_;

@@ -51,7 +51,7 @@ class device_dense {
   void forward(runtime& rt, const device_tensor<format>& x, device_tensor<format>& y, context& ctx) {
     const std::size_t b = x.rows();
     y.resize(rt, b, Out);
-    if constexpr (!reads_values) scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
+    scheme_weights<scheme>(rt, weight_, theta_, theta_exp_, ctx);
     if constexpr (!is_fixed_v<format>) {
       matmul_xwt(rt, x.data, weights(), y.data, b, Out, In);
       if constexpr (Bias)
@@ -110,13 +110,7 @@ class device_dense {
 
   device_parameter<format> weight_;
   device_parameter<format> bias_;  // empty without a bias
-  // fp32 weights of a scheme that does not binarize are their own theta: the products read the values
-  // (no copy per step).
-  static constexpr bool reads_values = !scheme::binarizes && !is_fixed_v<format>;
-  const device_buffer<value_type>& weights() const noexcept {
-    if constexpr (reads_values) return weight_.value;
-    else return theta_;
-  }
+  const device_buffer<value_type>& weights() const noexcept { return product_weights<scheme>(weight_, theta_); }
 
   device_buffer<value_type> theta_;
   device_buffer<int> theta_exp_;
