@@ -1,14 +1,15 @@
 // Batch norm on the device against the CPU layer, in training, evaluation and as a threshold, with
 // its backward pass; and the fp32 passes fused with an activation (and a max pool in front), in one
-// launch each way where the device allows, against the separate layers. The
-// statistics are float computations in another order than the CPU's double ones, so values agree to
-// a relative 1e-4 (fp32), or within one step of the format (fixed; the exponents equal); threshold
-// signs may differ only where BN(x) is within rounding of zero.
+// launch each way where the device allows, against the separate layers, also reading a product's
+// unsummed k slices. The statistics are float computations in another order than the CPU's double
+// ones, so values agree to a relative 1e-4 (fp32), or within one step of the format (fixed; the
+// exponents equal); threshold signs may differ only where BN(x) is within rounding of zero.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include <pbnn/layers/batch_norm.hpp>
@@ -290,4 +291,108 @@ TEST_CASE("OpenCL fp32 max pool, batch norm and activation trained together comp
   // Sums over up to 640 positions in another order (one launch, slices of its own): to 1e-5.
   CHECK(close(gamma2.grad.download(*rt), gamma.grad.download(*rt), 1e-5f) == 0);
   CHECK(close(beta2.grad.download(*rt), beta.grad.download(*rt), 1e-5f) == 0);
+}
+
+// A convolution's product may leave its k slices to the batch norm trained with it (gemm's
+// `unsummed`): the fused passes add them as they read x (or the pooled image, or dy), in the order
+// gemm_sum_splits adds them, and compute exactly what they compute from the sums; the passes that
+// cannot (two launches) add them first.
+TEST_CASE("OpenCL fp32 batch norm's fused passes add a product's unsummed slices as they read them",
+          "[opencl][batch_norm]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  constexpr std::size_t C = 40, H = 8, W = 8, pool = 2, splits = 3;
+  const std::size_t B = GENERATE(4, 40);  // one position slice, several (as the single launches above)
+  CAPTURE(B);
+  rng g(13);
+  // The product's slices and their sums in slice order, from 0 as gemm_sum_splits adds them.
+  const auto sliced = [&](std::size_t rows, std::size_t cols, float lo, float hi) {
+    const std::size_t n = rows * cols;
+    std::vector<float> slices(splits * n), sums(n, 0.0f);
+    for (std::size_t z = 0; z < splits; ++z)
+      for (std::size_t i = 0; i < n; ++i) {
+        slices[z * n + i] = g.uniform(lo, hi);
+        sums[i] += slices[z * n + i];
+      }
+    return std::pair{slices, sums};
+  };
+  const auto unsummed = [&](std::size_t rows, std::size_t cols, const std::vector<float>& slices) {
+    opencl::device_tensor<fp32> t;
+    t.resize(*rt, rows, cols);
+    t.pending.slices.upload(*rt, slices);
+    t.pending.count = splits;
+    return t;
+  };
+  const auto summed = [&](std::size_t rows, std::size_t cols, const std::vector<float>& sums) {
+    opencl::device_tensor<fp32> t;
+    t.upload(*rt, rows, cols, sums.data(), 0);
+    return t;
+  };
+  const auto host_parameter = [&](float low, float high) {
+    parameter<fp32> p("p", param_role::real, {C});
+    saturation_counter sat;
+    for (std::size_t c = 0; c < C; ++c) p.store(c, c % 9 == 4 ? 0.0f : g.uniform(low, high), 0.0f, sat);
+    return p;
+  };
+  const auto host_gamma = host_parameter(-2.0f, 2.0f), host_beta = host_parameter(-1.0f, 1.0f);
+  using device_parameter = opencl::device_parameter<fp32>;
+  using act = opencl::fused_activation;
+  const float v = 3.0f;
+  const std::size_t P = B * H * W;  // positions without the pool
+
+  for (const bool single_launch : {true, false}) {
+    INFO("single launch allowed: " << single_launch);
+    auto gamma = device_parameter::from_host(*rt, host_gamma), beta = device_parameter::from_host(*rt, host_beta);
+    auto gamma2 = device_parameter::from_host(*rt, host_gamma), beta2 = device_parameter::from_host(*rt, host_beta);
+    opencl::device_batch_norm<fp32> from_sums(*rt, C), from_slices(*rt, C);
+    from_sums.single_launch = from_slices.single_launch = single_launch;
+
+    // Batch norm + activation: x, then dy, left as slices.
+    const auto [x_slices, x_sums] = sliced(P, C, -1.5f, 2.5f);
+    const auto [dy_slices, dy_sums] = sliced(P, C, -0.3f, 0.3f);
+    auto x = summed(P, C, x_sums), x2 = unsummed(P, C, x_slices);
+    auto d = summed(P, C, dy_sums), d2 = unsummed(P, C, dy_slices);
+    opencl::device_tensor<fp32> out, out2;
+    from_sums.train_forward_activate(*rt, x, gamma, beta, out, act::progressive, v);
+    from_slices.train_forward_activate(*rt, x2, gamma2, beta2, out2, act::progressive, v);
+    CHECK(x2.pending.count == 0);
+    CHECK(x2.data.download(*rt) == x_sums);
+    CHECK(out2.data.download(*rt) == out.data.download(*rt));
+    from_sums.backward_through_activation(*rt, x, d, gamma, beta, act::progressive, true);
+    from_slices.backward_through_activation(*rt, x2, d2, gamma2, beta2, act::progressive, true);
+    CHECK(d2.pending.count == 0);
+    CHECK(d2.data.download(*rt) == d.data.download(*rt));
+    CHECK(gamma2.grad.download(*rt) == gamma.grad.download(*rt));
+    CHECK(beta2.grad.download(*rt) == beta.grad.download(*rt));
+
+    // Max pool + batch norm + activation: the image left as slices, then the activation's dy.
+    const auto [image_slices, image_sums] = sliced(B, H * W * C, -1.5f, 2.5f);
+    const auto [pdy_slices, pdy_sums] = sliced(B, H * W * C / (pool * pool), -0.3f, 0.3f);
+    const opencl::conv_geometry geometry{B, H, W, C, pool, pool, 0};
+    opencl::device_buffer<std::uint8_t> argmax, argmax2;
+    const opencl::device_batch_norm<fp32>::max_pool_input input{geometry, pool, &argmax},
+        input2{geometry, pool, &argmax2};
+    auto image = summed(B, H * W * C, image_sums), image2 = unsummed(B, H * W * C, image_slices);
+    opencl::device_tensor<fp32> pooled, pooled2, dimage, dimage2;
+    from_sums.train_pool_forward_activate(*rt, image, input, pooled, gamma, beta, out, act::sign, v);
+    from_slices.train_pool_forward_activate(*rt, image2, input2, pooled2, gamma2, beta2, out2, act::sign, v);
+    CHECK(pooled2.data.download(*rt) == pooled.data.download(*rt));
+    CHECK(argmax2.download(*rt) == argmax.download(*rt));
+    CHECK(out2.data.download(*rt) == out.data.download(*rt));
+    auto pd = summed(B, H * W * C / (pool * pool), pdy_sums), pd2 = unsummed(B, H * W * C / (pool * pool), pdy_slices);
+    from_sums.pool_backward_through_activation(*rt, pooled, input, pd, &dimage, gamma, beta, act::sign);
+    from_slices.pool_backward_through_activation(*rt, pooled2, input2, pd2, &dimage2, gamma2, beta2, act::sign);
+    CHECK(pd2.pending.count == 0);
+    CHECK(dimage2.data.download(*rt) == dimage.data.download(*rt));
+    CHECK(gamma2.grad.download(*rt) == gamma.grad.download(*rt));
+    CHECK(beta2.grad.download(*rt) == beta.grad.download(*rt));
+
+    // Evaluation's threshold comparison (no fused pass) adds them first.
+    auto x3 = unsummed(P, C, x_slices);
+    opencl::device_tensor<fp32> signs, signs3;
+    from_sums.threshold(*rt, x, signs);
+    from_sums.threshold(*rt, x3, signs3);
+    CHECK(x3.pending.count == 0);
+    CHECK(signs3.data.download(*rt) == signs.data.download(*rt));
+  }
 }

@@ -206,6 +206,24 @@ TEMPLATE_TEST_CASE("Split-k products add their slices into C or onto it, again a
   std::vector<R> twice(cpu);
   for (auto& v : twice) v += v;
   check_same(C.download(*rt), twice);
+  if constexpr (std::is_same_v<TestType, float>) {
+    // The slices left to the reader (gemm's `unsummed`) add up to the same product, bit for bit.
+    opencl::device_buffer<float> summed;
+    opencl::detail::gemm(*rt, m, n, k, A, false, B, false, summed, false, opencl::gemm_tuning{});
+    opencl::device_tensor<fp32> t;
+    t.resize(*rt, m, n);
+    opencl::detail::gemm(*rt, m, n, k, A, false, B, false, t.data, false, opencl::gemm_tuning{}, {}, {}, &t.pending);
+    CHECK(t.pending.count == opencl::detail::split_count(1, k, 32, opencl::gemm_tuning{}));
+    opencl::sum_pending(*rt, t);
+    CHECK(t.pending.count == 0);
+    CHECK(t.data.download(*rt) == summed.download(*rt));
+    // Unsplit products write C as usual; a product added onto C cannot leave its slices.
+    opencl::detail::gemm(*rt, m, n, 64, A, false, B, false, t.data, false, opencl::gemm_tuning{}, {}, {}, &t.pending);
+    CHECK(t.pending.count == 0);
+    CHECK_THROWS_AS(opencl::detail::gemm(*rt, m, n, k, A, false, B, false, t.data, true, opencl::gemm_tuning{}, {}, {},
+                                         &t.pending),
+                    std::logic_error);
+  }
 }
 
 // On NVIDIA devices from sm_80 int8 and float products run on tensor cores (gemm_mma_cl.hpp; float
@@ -302,6 +320,13 @@ TEMPLATE_TEST_CASE("Convolution products read the image in place as they would r
     opencl::matmul_xwt(*rt, cols, w, want, m, n, k);
     opencl::matmul_image_xwt(*rt, x, geo, w, got, n);
     CHECK(got.download(*rt) == want.download(*rt));
+    if constexpr (std::is_same_v<TestType, float>) {  // slices left unsummed add up to the same sums
+      opencl::device_tensor<fp32> t;
+      t.resize(*rt, m, n);
+      opencl::matmul_image_xwt(*rt, x, geo, w, t.data, n, {}, {}, &t.pending);
+      opencl::sum_pending(*rt, t);
+      CHECK(t.data.download(*rt) == want.download(*rt));
+    }
     if constexpr (!std::is_same_v<TestType, float>) {  // the sums' largest magnitude, reduced as they are written
       opencl::device_buffer<std::uint32_t> maxima;
       maxima.upload(*rt, std::vector<std::uint32_t>{0, 0});
@@ -325,6 +350,13 @@ TEMPLATE_TEST_CASE("Convolution products read the image in place as they would r
     opencl::col2im(*rt, dcols, geo, dx_want);
     opencl::matmul_dyw_image(*rt, dy, w, geo, n, dx_got);
     check_same(dx_got.download(*rt), dx_want.download(*rt));
+    if constexpr (std::is_same_v<TestType, float>) {
+      opencl::device_tensor<fp32> t;
+      t.resize(*rt, geo.batch, geo.height * geo.width * geo.channels);
+      opencl::matmul_dyw_image(*rt, dy, w, geo, n, t.data, {}, {}, &t.pending);
+      opencl::sum_pending(*rt, t);
+      CHECK(t.data.download(*rt) == dx_got.download(*rt));
+    }
   }
 }
 

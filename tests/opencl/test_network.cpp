@@ -33,6 +33,11 @@ using biased_mlp = sequential<policy<F, S, Backend>, input<12>, dense<16>, batch
 template <class Backend, class F, class S, class Act>
 using small_cnn = sequential<policy<F, S, Backend>, input<2, 8, 8>, conv2d<4>, max_pool<>, batch_norm<>, Act,
                              conv2d<6>, batch_norm<>, Act, dense<4, real>, batch_norm<>>;
+// Wide enough that the second convolution's products split k: on tensor-core devices they leave their
+// slices to the batch norm that reads them (context::read_by_fused_batch_norm).
+template <class Backend, class F, class S, class Act>
+using wide_cnn = sequential<policy<F, S, Backend>, input<4, 4, 4>, conv2d<128>, batch_norm<>, Act, conv2d<128>,
+                            max_pool<>, batch_norm<>, Act, dense<4, real>, batch_norm<>>;
 
 // Samples whose class is the largest of four fixed projections: learnable by every network here.
 dataset synthetic(std::size_t count, std::size_t features, std::uint64_t seed) {
@@ -118,8 +123,9 @@ comparison compare(const values& dev, const values& host, float tol) {
   return c;
 }
 
+// beyond_allowed: values of the first step that may lie beyond the tolerance (see wide_cnn).
 template <template <class, class, class, class> class Network, class F, class S, class Act>
-void check_training(opencl::runtime& rt, const dataset& data) {
+void check_training(opencl::runtime& rt, const dataset& data, std::size_t beyond_allowed = 0) {
   using host_net = Network<cpu, F, S, Act>;
   using device_net = Network<opencl::backend, F, S, Act>;
   INFO(host_net::describe() << " in " << format_traits<F>::name);
@@ -137,7 +143,7 @@ void check_training(opencl::runtime& rt, const dataset& data) {
   const comparison one = compare(parameter_values(dev_net), parameter_values(*cpu_net), 1e-4f);
   INFO("after one step: " << one.unequal << " of " << one.total << " values unequal, " << one.beyond
                           << " beyond tolerance");
-  CHECK(one.beyond == 0);
+  CHECK(one.beyond <= beyond_allowed);
   if constexpr (is_fixed_v<F>) CHECK(one.unequal * 100 <= one.total);
 
   // Whole epochs (training with and without the threshold path, calibration, evaluation): in fixed
@@ -252,4 +258,15 @@ TEST_CASE("OpenCL networks refuse data of another sample size", "[opencl][networ
   const dataset wrong = synthetic(32, 10, 1);
   CHECK_THROWS_WITH(t.train_batches(wrong, 1, 0), Catch::Contains("10 values") && Catch::Contains("12"));
   CHECK_THROWS_WITH(evaluate(net, wrong), Catch::Contains("10 values"));
+}
+
+TEST_CASE("OpenCL convolutional network training whose products split k equals the CPU's", "[opencl][network]") {
+  auto* rt = test_opencl::shared_runtime();
+  if (!rt) return;
+  const dataset data = synthetic(96, 4 * 4 * 4, 9);
+  // One of these 150 000 values lies beyond the tolerance after the first step on the H200, the same
+  // with or without tensor cores and with the slices left unsummed or not: Adam's first step moves
+  // each value by about lr sign(g), so a gradient within rounding of zero can put it 2 lr away.
+  check_training<wide_cnn, fp32, real, relu>(*rt, data, 2);
+  check_training<wide_cnn, fp32, progressive<>, binary_act>(*rt, data, 2);
 }

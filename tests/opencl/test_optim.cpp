@@ -88,7 +88,8 @@ TEMPLATE_TEST_CASE("OpenCL Adam over many parameters per launch equals one launc
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
   // Sizes around the 256-item work-group and every role; the binarized ones progressive weights whose
-  // gradient mask and theta for v are left to the update (v = their gradient factor).
+  // gradient mask and theta for v are left to the update (v = their gradient factor); in fp32 every
+  // other gradient left as a split product's slices, which the update adds as it reads them.
   const std::vector<std::size_t> sizes{1, 255, 256, 257, 1000, 3, 4096};
   const std::vector<param_role> roles{param_role::binarized, param_role::real, param_role::norm, param_role::binarized,
                                       param_role::real, param_role::norm, param_role::binarized};
@@ -126,6 +127,21 @@ TEMPLATE_TEST_CASE("OpenCL Adam over many parameters per launch equals one launc
           d->grad_exp = fresh->grad_exp;
           d->grad_factor = fresh->grad_factor;
         }
+        grouped[k].grad_pending.count = 0;
+        if constexpr (!is_fixed_v<F>) {
+          if (k % 2 == 1) {  // slices whose sum in slice order is the gradient
+            constexpr std::size_t splits = 3;
+            std::vector<float> slices(splits * sizes[k]), sums(sizes[k], 0.0f);
+            for (std::size_t z = 0; z < splits; ++z)
+              for (std::size_t i = 0; i < sizes[k]; ++i) {
+                slices[z * sizes[k] + i] = g.uniform(-1000.0f, 1000.0f);
+                sums[i] += slices[z * sizes[k] + i];
+              }
+            single[k].grad.upload(*rt, sums);
+            grouped[k].grad_pending.slices.upload(*rt, slices);
+            grouped[k].grad_pending.count = splits;
+          }
+        }
         const stream rnd{static_cast<std::uint32_t>(0x700 + 10 * step + k)};
         const bool progressive = roles[k] == param_role::binarized;
         if (progressive) {
@@ -153,6 +169,10 @@ TEMPLATE_TEST_CASE("OpenCL Adam over many parameters per launch equals one launc
           CHECK(grouped[k].deferred_v == 0);
         } else {
           CHECK(grouped[k].theta_v == 0);
+          // The gradient the update added up from its slices, now into grad.
+          opencl::sum_pending_grad(*rt, grouped[k]);
+          CHECK(grouped[k].grad_pending.count == 0);
+          CHECK(grouped[k].grad.download(*rt) == single[k].grad.download(*rt));
         }
       }
     }

@@ -17,6 +17,8 @@
 //   call.forward_pooled(pool, bn, act, x, pool_output, act_output, ctx)
 //   call.backward_pooled(pool, bn, act, x, pool_output, d, dx_or_null, ctx)   d: the activation's dy in
 //       (then scratch), dx: the pool's
+// While a layer writes an output or input gradient that such a fused operation reads next,
+// context::read_by_fused_batch_norm is set (the OpenCL backend then leaves a product's k slices to it).
 // HostLayers is the CPU layer tuple the network's layers mirror (the folding is decided on it).
 #include <array>
 #include <cstddef>
@@ -102,6 +104,31 @@ class layer_passes {
     return ctx.training() && !(folds_into_threshold<I + 1>() && ctx.bn_threshold);
   }
 
+  // Whether forward_from<I> / backward_from<I> start with a fused operation in this step.
+  template <std::size_t I>
+  static bool forward_fused_at(const context& ctx) {
+    if constexpr (trains_pooled<I>())
+      if (fused_now<I + 1>(ctx)) return true;
+    if constexpr (trains_fused<I>())
+      if (fused_now<I>(ctx)) return true;
+    return false;
+  }
+  template <std::size_t I>
+  static bool backward_fused_at(const context& ctx) {
+    if constexpr (I >= 2 && trains_pooled<I - 2>())
+      if (fused_now<I - 1>(ctx)) return true;
+    if constexpr (I >= 1 && trains_fused<I - 1>())
+      if (fused_now<I - 1>(ctx)) return true;
+    return false;
+  }
+  // Runs op with context::read_by_fused_batch_norm telling whether its result goes to a fused operation.
+  template <class Op>
+  static void noting_reader(context& ctx, bool fused_reader, Op&& op) {
+    ctx.read_by_fused_batch_norm = fused_reader;
+    op();
+    ctx.read_by_fused_batch_norm = false;
+  }
+
   template <std::size_t J>
   const Tensor& input_of() const noexcept {
     if constexpr (J == 0) return input_;
@@ -133,7 +160,8 @@ class layer_passes {
       if constexpr (I + 1 < Depth && folds_into_threshold<I + 1>()) {
         if (!ctx.training()) return forward_from<I + 1>(x, ctx);  // the threshold replaces the normalization
       }
-      call_.forward(std::get<I>(layers_), x, outputs_[I], ctx);
+      noting_reader(ctx, forward_fused_at<I + 1>(ctx),
+                    [&] { call_.forward(std::get<I>(layers_), x, outputs_[I], ctx); });
       forward_from<I + 1>(outputs_[I], ctx);
     }
   }
@@ -164,7 +192,8 @@ class layer_passes {
       call_.backward(std::get<0>(layers_), x, outputs_[0], dy, nullptr, ctx);
     } else {
       Tensor& dx = grads_[I % 2];
-      call_.backward(std::get<I>(layers_), x, outputs_[I], dy, &dx, ctx);
+      noting_reader(ctx, backward_fused_at<I - 1>(ctx),
+                    [&] { call_.backward(std::get<I>(layers_), x, outputs_[I], dy, &dx, ctx); });
       backward_from<I - 1>(dx, ctx);
     }
   }

@@ -19,6 +19,7 @@
 #include "pbnn/format.hpp"
 #include "pbnn/opencl/cl_types.hpp"
 #include "pbnn/opencl/conv.hpp"
+#include "pbnn/opencl/gemm.hpp"
 #include "pbnn/opencl/kernels/batch_norm_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
 #include "pbnn/opencl/parameter.hpp"
@@ -59,6 +60,7 @@ class device_batch_norm {
   // moves the running ones by `momentum`, calibration by calibration_weight (1 / (batches + 1)).
   void statistics(runtime& rt, const device_tensor<F>& x, const device_parameter<F>& gamma,
                   const device_parameter<F>& beta, mode m, float calibration_weight = 1.0f) {
+    sum_pending(rt, x);
     const std::size_t npos = positions(x);
     const cl_int which = m == mode::train ? 0 : m == mode::calibrate ? 1 : 2;
     const std::size_t slices = m == mode::eval ? 1 : slices_for(npos);
@@ -78,7 +80,10 @@ class device_batch_norm {
   }
 
   // y = gamma (x - mean) invstd + beta with the last statistics; fixed formats round to nearest.
-  void forward(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) { affine(rt, x, y, nullptr); }
+  void forward(runtime& rt, const device_tensor<F>& x, device_tensor<F>& y) {
+    sum_pending(rt, x);
+    affine(rt, x, y, nullptr);
+  }
 
   // Training: statistics(mode::train) then forward(), in one launch where it can (fp32).
   void train_forward(runtime& rt, const device_tensor<F>& x, const device_parameter<F>& gamma,
@@ -116,6 +121,7 @@ class device_batch_norm {
   {
     pooled.resize(rt, image.rows(), image.cols() / (pool.size * pool.size));
     if (train_in_one_launch(rt, pooled, image, &pool, gamma, beta, out, static_cast<cl_int>(act), v)) return;
+    sum_pending(rt, image);
     max_pool(rt, image.data, pool.image, pool.size, pooled.data, pool.argmax);
     train_forward_activate(rt, pooled, gamma, beta, out, act, v);
   }
@@ -130,6 +136,7 @@ class device_batch_norm {
       dimage->resize(rt, pooled.rows(), pooled.cols() * pool.size * pool.size);
       if (backward_in_one_launch(rt, pooled, d, *dimage, &pool, gamma, beta, static_cast<cl_int>(act))) return;
     }
+    sum_pending(rt, d);
     backward_through_activation(rt, pooled, d, gamma, beta, act, dimage != nullptr);
     if (dimage) max_pool_grad(rt, d.data, *pool.argmax, pool.image, pool.size, dimage->data);
   }
@@ -141,11 +148,13 @@ class device_batch_norm {
   {
     out.resize(rt, x.rows(), x.cols());
     const progressive_output<storage_t<F>> act{out.data, out.exp, v, format_traits<F>::unit_frac};
+    sum_pending(rt, x);
     affine(rt, x, y, &act);
   }
 
   // sign(BN(x)) as +-1 by comparison against the thresholds of the last statistics.
   void threshold(runtime& rt, const device_tensor<F>& x, device_tensor<F>& out) {
+    sum_pending(rt, x);
     out.resize(rt, x.rows(), x.cols());
     detail::launch(rt, program(rt), "bn_threshold", x.size(), x.data.handle(), detail::checked_count(x.size()),
                    detail::checked_count(channels_), tscale_.handle(), tshift_.handle(), out.data.handle(),
@@ -157,6 +166,7 @@ class device_batch_norm {
   void forward_activate(runtime& rt, const device_tensor<F>& x, device_tensor<F>& out, fused_activation act, float v)
     requires(!is_fixed_v<F>)
   {
+    sum_pending(rt, x);
     out.resize(rt, x.rows(), x.cols());
     detail::launch(rt, program(rt), "bn_affine_activate", x.size(), x.data.handle(), detail::checked_count(x.size()),
                    detail::checked_count(channels_), scale_.handle(), shift_.handle(), static_cast<cl_int>(act), v,
@@ -170,6 +180,7 @@ class device_batch_norm {
     requires(!is_fixed_v<F>)
   {
     if (with_dx && backward_in_one_launch(rt, x, d, d, nullptr, gamma, beta, static_cast<cl_int>(act))) return;
+    sum_pending(rt, d);
     grad_params(rt, x, d, gamma, beta, static_cast<cl_int>(act), x);  // fp32 recomputes y: x stands in
     if (!with_dx) return;
     detail::launch(rt, program(rt), "bn_grad_input_through_activation", x.size(), x.data.handle(),
@@ -199,6 +210,7 @@ class device_batch_norm {
                    device_parameter<F>& beta, device_tensor<F>* dx, stream rnd, const device_tensor<F>* y) {
     if constexpr (!is_fixed_v<F>)
       if (dx && backward_in_one_launch(rt, x, dy, *dx, nullptr, gamma, beta, no_activation)) return;
+    sum_pending(rt, dy);
     const device_tensor<F>& mask = y ? *y : x;  // read only with y
     grad_params(rt, x, dy, gamma, beta, y ? straight_through : no_activation, mask);
     device_buffer<float>& dgamma = gradient_output(gamma, dgamma_);
@@ -286,15 +298,18 @@ class device_batch_norm {
     if (sums_.size() < 2 * slices * channels_) sums_.resize(rt, 2 * slices * channels_);
     const cl::Buffer& argmax = pool ? pool->argmax->handle() : release_flags_.handle();  // unread without a pool
     const auto [pool_size, height, width] = pool_args(pool);
+    const device_tensor<F>& source = pool ? image : x;  // what a product may have left unsummed
     detail::launch_range(rt, program(rt), "bn_train_forward", single_launch_groups(slices), single_launch_tile(),
                          x.data.handle(), detail::checked_count(npos), detail::checked_count(channels_),
                          detail::checked_count(slices), sums_.handle(), rt.counters(channel_tiles()),
                          release_flags_.handle(), next_release(), activation, v, out.data.handle(),
-                         image.data.handle(), argmax, pool_size, height, width, gamma.value.handle(),
+                         image.data.handle(), argmax, pool_size, height, width, parts(source), splits(source),
+                         part_size(source), gamma.value.handle(),
                          beta.value.handle(), cl_int{gamma.exp}, eps, momentum, cl_int{0}, running_mean.handle(),
                          running_var.handle(), mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(),
                          tscale_.handle(), tshift_.handle());
     if (rt.profiling()) rt.label_last(fmt::format("bn_train_forward {}x{} /{}", npos, channels_, slices));
+    if (!pool) x.pending.count = 0;  // written as the sum (a pooled image is not: it keeps its slices)
     return true;
   }
   // dx may be dy; pool: dx is the pool's input gradient (sized already).
@@ -313,11 +328,18 @@ class device_batch_norm {
                          invstd_.handle(), activation, scale_.handle(), shift_.handle(), gamma.value.handle(),
                          gamma.grad.handle(), beta.grad.handle(),
                          pool ? pool->argmax->handle() : release_flags_.handle(),  // unread without a pool
-                         pool_size, height, width);
+                         pool_size, height, width, parts(dy), splits(dy), part_size(dy));
+    dy.pending.count = 0;  // written as the sum
     if (rt.profiling()) rt.label_last(fmt::format("bn_train_backward {}x{} /{}", npos, channels_, slices));
     store_gradients(rt, gamma, beta);
     return true;
   }
+  // The kernels' SPLIT_ARGS for a tensor that a product may have left unsummed (gemm.hpp).
+  static const cl::Buffer& parts(const device_tensor<F>& t) {
+    return t.pending.count ? t.pending.slices.handle() : t.data.handle();  // unread without slices
+  }
+  static cl_uint splits(const device_tensor<F>& t) { return detail::checked_count(t.pending.count); }
+  static cl_uint part_size(const device_tensor<F>& t) { return detail::checked_count(t.size()); }
   // The kernels' pool, height, width (zeros: no pool).
   static std::array<cl_int, 3> pool_args(const max_pool_input* pool) {
     if (!pool) return {0, 0, 0};

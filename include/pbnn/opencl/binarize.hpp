@@ -145,12 +145,12 @@ void scheme_weights(runtime& rt, device_parameter<F>& w, device_buffer<storage_t
 }
 
 // The end of a progressive layer's backward pass for its weights w: the gradient's mask, or, where
-// the optimizer takes it over (w.defer_progressive), what the optimizer needs for it; and the
+// the optimizer takes it over (w.defer_to_update), what the optimizer needs for it; and the
 // gradient's scale v.
 template <class F>
 void mask_saturated(runtime& rt, device_parameter<F>& w, device_buffer<storage_t<F>>& theta,
                     device_buffer<int>& theta_exp, float v) {
-  if (w.defer_progressive) {
+  if (w.defer_to_update) {
     w.deferred_v = v;
     w.deferred_theta = &theta;
     w.deferred_theta_exp = &theta_exp;

@@ -8,7 +8,10 @@
 // Elsewhere dx goes through dcols and col2im. Either way its int32 sums equal those of the CPU's
 // flipped-kernel path, integer sums being exact. Fixed formats sum the weight gradient over b Ho Wo
 // rows in runs the int32 GEMM sums exactly, added in 64 bits, then narrow them with one shift, as the
-// CPU does.
+// CPU does. fp32 products whose k is split may leave their slices to the one kernel that reads their
+// result (gemm's `unsummed`): the output and dx where a batch norm trained with its activation reads
+// them next (context::read_by_fused_batch_norm), the weight gradient where the optimizer takes it
+// over (device_parameter::defer_to_update).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -58,8 +61,12 @@ class device_conv2d {
       if (in_place_) matmul_image_xwt(rt, x.data, g, weights(), out, Cout, {}, track);
       else matmul_xwt(rt, cols_, weights(), out, m, Cout, patch, {}, track);
     };
-    if constexpr (!is_fixed_v<format>) {
-      product(y.data, {});  // fp32 exponents stay 0 (tensor.hpp)
+    if constexpr (!is_fixed_v<format>) {  // fp32 exponents stay 0 (tensor.hpp)
+      y.pending.count = 0;
+      if (in_place_ && ctx.read_by_fused_batch_norm)  // the batch norm adds the product's slices as it reads them
+        matmul_image_xwt(rt, x.data, g, weights(), y.data, Cout, {}, {}, &y.pending);
+      else
+        product(y.data, {});
     } else {  // the product reduces the sums' largest magnitude for their requantization
       const maximum_reservation reserved = reserve_maximum(rt, y.size(), y.maxima);
       product(acc_, tracked_maximum(y.maxima, reserved));
@@ -73,11 +80,15 @@ class device_conv2d {
     const std::size_t b = x.rows(), m = b * Ho * Wo;
     weight_.grad_factor = 1.0f;
     if constexpr (!is_fixed_v<format>) {
-      if (in_place_) matmul_dytx_image(rt, dy.data, x.data, geometry(b), weight_.grad, Cout);
-      else matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch);
+      // The optimizer may add the product's slices as it reads them (device_parameter::defer_to_update).
+      unsummed_slices* slices = weight_.defer_to_update ? &weight_.grad_pending : nullptr;
+      weight_.grad_pending.count = 0;
+      if (in_place_) matmul_dytx_image(rt, dy.data, x.data, geometry(b), weight_.grad, Cout, {}, slices);
+      else matmul_dytx(rt, dy.data, cols_, weight_.grad, m, Cout, patch, {}, slices);
       if (dx) {
         dx->resize(rt, b, H * W * C);
-        input_gradient(rt, dy, dx->data, b, {});
+        dx->pending.count = 0;
+        input_gradient(rt, dy, dx->data, b, {}, ctx.read_by_fused_batch_norm ? &dx->pending : nullptr);
       }
     } else {
       weight_gradient_int(rt, dy, x, m);
@@ -99,13 +110,13 @@ class device_conv2d {
 
   // dX = dY W as sums over the input's pixels: a convolution of dY read in place where the device
   // allows (dx_reads_image_in_place), else through dcols and col2im; their largest magnitude reduced
-  // into track (integer sums).
+  // into track (integer sums); the in-place product's slices left in unsummed (float) where given.
   template <class Sum>
   void input_gradient(runtime& rt, const device_tensor<format>& dy, device_buffer<Sum>& out, std::size_t b,
-                      const maximum_target& track) {
+                      const maximum_target& track, unsummed_slices* unsummed = nullptr) {
     const conv_geometry g = geometry(b);
     if (dx_reads_image_in_place<value_type>(rt, g, Cout))
-      return matmul_dyw_image(rt, dy.data, weights(), g, Cout, out, {}, track);
+      return matmul_dyw_image(rt, dy.data, weights(), g, Cout, out, {}, track, unsummed);
     matmul_dyw(rt, dy.data, weights(), dcols_, b * Ho * Wo, Cout, patch);
     col2im(rt, dcols_, g, out, track);
   }

@@ -272,16 +272,19 @@ inline bool enqueue_few_rows(runtime& rt, std::size_t m, std::size_t n, std::siz
 // C[m x n] (=|+=) sum_p opA(i, p) opB(j, p); a_kmajor / b_kmajor: the operand is stored [k x rows].
 // image: an operand that is the im2col of the image in that buffer, read in place (tensor cores only:
 // see reads_image_in_place). track (integer sums): where the largest |C| is reduced as C is written.
+// unsummed (float, C = rather than +=): where k is split, the slices are left there for the reader of
+// C to add (no gemm_sum_splits launch) and C is not written; else its count is 0.
 template <class T>
 void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device_buffer<T>& A, bool a_kmajor,
           const device_buffer<T>& B, bool b_kmajor, device_buffer<gemm_result_t<T>>& C, bool accumulate,
-          const gemm_tuning& t, const image_operand& image = {}, const maximum_target& track = {}) {
+          const gemm_tuning& t, const image_operand& image = {}, const maximum_target& track = {},
+          unsummed_slices* unsummed = nullptr) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, std::int8_t> || std::is_same_v<T, std::int16_t>,
                 "pbnn::opencl::gemm: operands must be float, int8 or int16");
   if (t.tile == 0) {  // 64-wide tiles reuse operands twice as much, where C has enough of them to fill a GPU
     gemm_tuning chosen = t;
     chosen.tile = (m / 64) * (n / 64) >= 512 ? 64 : 32;
-    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen, image, track);
+    return gemm(rt, m, n, k, A, a_kmajor, B, b_kmajor, C, accumulate, chosen, image, track, unsummed);
   }
   if (t.tile < 0 || t.per_item <= 0 || t.tile % t.per_item)
     throw std::invalid_argument(fmt::format("pbnn::opencl::gemm: tile {} must be a positive multiple of per_item {}",
@@ -297,6 +300,9 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
                                             m, n, k, A.size(), B.size()));
   if (std::is_same_v<T, float> && track.maxima)  // before any kernel choice: none tracks float sums
     throw std::logic_error("pbnn::opencl::gemm: the largest magnitude is reduced for integer sums only");
+  if (unsummed && (!std::is_same_v<T, float> || accumulate))
+    throw std::logic_error("pbnn::opencl::gemm: only a float product written (not added) leaves its slices unsummed");
+  if (unsummed) unsummed->count = 0;
   C.resize(rt, m * n);
   if (m == 0 || n == 0) return;
   if constexpr (std::is_same_v<T, float>)
@@ -331,6 +337,15 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
   if (splits == 1)
     return enqueue_gemm(rt, kernel_for(tracks), m, n, k, A.handle(), B.handle(), C.handle(), accumulate, 1, k, 0, k,
                         track);
+  if constexpr (std::is_same_v<T, float>) {
+    if (unsummed) {
+      unsummed->slices.resize(rt, splits * m * n);
+      enqueue_gemm(rt, kernel_for(false), m, n, k, A.handle(), B.handle(), unsummed->slices.handle(), false, splits,
+                   kchunk, 0, k);
+      unsummed->count = splits;
+      return;
+    }
+  }
   const cl::Buffer& slices = rt.scratch(splits * m * n * sizeof(gemm_result_t<T>));
   enqueue_gemm(rt, kernel_for(false), m, n, k, A.handle(), B.handle(), slices, false, splits, kchunk, 0, k);
   const cl::Program& sums = rt.program(kernels::gemm_source, gemm_options<T>(a_kmajor, b_kmajor, t, tracks));
@@ -343,6 +358,28 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
 }
 
 }  // namespace detail
+
+namespace detail {
+// The n values the slices of p add up to, into target (of floats, or of integers: never sliced).
+template <class T>
+void add_slices(runtime& rt, unsummed_slices& p, std::size_t n, const device_buffer<T>& target) {
+  if (p.count == 0) return;
+  if (!std::is_same_v<T, float> || p.slices.size() != p.count * n || target.size() < n)
+    throw std::logic_error(fmt::format("pbnn::opencl: {} slices of {} values for {} values of {} bytes", p.count,
+                                       p.slices.size(), n, sizeof(T)));
+  gemm_tuning t32;
+  t32.tile = 32;
+  launch(rt, rt.program(kernels::gemm_source, gemm_options<float>(false, false, t32)), "gemm_sum_splits", n,
+         p.slices.handle(), static_cast<cl_int>(p.count), checked_count(n), target.handle(), cl_int{0});
+  p.count = 0;
+}
+}  // namespace detail
+
+// Adds up the slices a product left in t (gemm's `unsummed`) into t's data; nothing where none are.
+template <class F>
+void sum_pending(runtime& rt, const device_tensor<F>& t) {
+  detail::add_slices(rt, t.pending, t.size(), t.data);
+}
 
 // Y[b x n] = X[b x k] W^T
 // track (integer sums): where their largest magnitude is reduced as they are written, here and in
@@ -397,12 +434,12 @@ void matmul_dytx_wide(runtime& rt, const device_buffer<T>& dY, const device_buff
   }
 }
 
-// dW[n x k] = dY[b x n]^T X[b x k]
+// dW[n x k] = dY[b x n]^T X[b x k]; unsummed (float): as gemm's.
 template <class T>
 void matmul_dytx(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& X,
                  device_buffer<detail::gemm_result_t<T>>& dW, std::size_t b, std::size_t n, std::size_t k,
-                 const gemm_tuning& t = {}) {
-  detail::gemm(rt, n, k, b, dY, true, X, true, dW, false, t);
+                 const gemm_tuning& t = {}, unsummed_slices* unsummed = nullptr) {
+  detail::gemm(rt, n, k, b, dY, true, X, true, dW, false, t, {}, {}, unsummed);
 }
 
 // A dense layer's backward products, dW = dY^T X (matmul_dytx) and, if dX, dX = dY W (matmul_dyw): a
@@ -444,13 +481,14 @@ bool reads_image_in_place(runtime& rt, const conv_geometry& g, const gemm_tuning
 }
 
 // Y[b Ho Wo x n] = im2col(x) W^T, W [n x K K C], x read in place (reads_image_in_place).
+// unsummed (float): as gemm's.
 template <class T>
 void matmul_image_xwt(runtime& rt, const device_buffer<T>& x, const conv_geometry& g, const device_buffer<T>& W,
                       device_buffer<detail::gemm_result_t<T>>& Y, std::size_t n, const gemm_tuning& t = {},
-                      const maximum_target& track = {}) {
+                      const maximum_target& track = {}, unsummed_slices* unsummed = nullptr) {
   detail::check_geometry(g);
   detail::gemm(rt, g.batch * g.out_height() * g.out_width(), n, g.kernel * g.kernel * g.channels, x, false, W, false, Y,
-               false, t, {detail::image_operand::a, g}, track);
+               false, t, {detail::image_operand::a, g}, track, unsummed);
 }
 
 // Whether a convolution's dX = dY W can run as a convolution of dY read in place (matmul_dyw_image:
@@ -466,25 +504,28 @@ bool dx_reads_image_in_place(runtime& rt, const conv_geometry& g, std::size_t ou
 // dX[b H W x C] = dY W as a convolution of dY with the flipped kernel, for a stride-1 convolution of
 // geometry g (its input's) and W [out_channels x K K C]: dY and W read in place
 // (dx_reads_image_in_place). The same products as dcols = dY W then col2im, summed in another order.
+// unsummed (float): as gemm's.
 template <class T>
 void matmul_dyw_image(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& W, const conv_geometry& g,
                       std::size_t out_channels, device_buffer<detail::gemm_result_t<T>>& dX, const gemm_tuning& t = {},
-                      const maximum_target& track = {}) {
+                      const maximum_target& track = {}, unsummed_slices* unsummed = nullptr) {
   detail::check_geometry(g);
   if (g.stride != 1 || g.pad >= g.kernel)
     throw std::invalid_argument("pbnn::opencl::matmul_dyw_image: a stride-1 convolution padded by less than its kernel");
   const conv_geometry dy_image{g.batch, g.out_height(), g.out_width(), out_channels, g.kernel, 1, g.kernel - 1 - g.pad};
   detail::gemm(rt, g.batch * g.height * g.width, g.channels, g.kernel * g.kernel * out_channels, dY, false, W, true, dX,
-               false, t, {detail::image_operand::dx, dy_image}, track);
+               false, t, {detail::image_operand::dx, dy_image}, track, unsummed);
 }
 
-// dW[n x K K C] = dY[b Ho Wo x n]^T im2col(x), x read in place (reads_image_in_place).
+// dW[n x K K C] = dY[b Ho Wo x n]^T im2col(x), x read in place (reads_image_in_place); unsummed
+// (float): as gemm's.
 template <class T>
 void matmul_dytx_image(runtime& rt, const device_buffer<T>& dY, const device_buffer<T>& x, const conv_geometry& g,
-                       device_buffer<detail::gemm_result_t<T>>& dW, std::size_t n, const gemm_tuning& t = {}) {
+                       device_buffer<detail::gemm_result_t<T>>& dW, std::size_t n, const gemm_tuning& t = {},
+                       unsummed_slices* unsummed = nullptr) {
   detail::check_geometry(g);
   detail::gemm(rt, n, g.kernel * g.kernel * g.channels, g.batch * g.out_height() * g.out_width(), dY, true, x, true, dW,
-               false, t, {detail::image_operand::b, g});
+               false, t, {detail::image_operand::b, g}, {}, unsummed);
 }
 
 }  // namespace pbnn::opencl

@@ -355,6 +355,7 @@ class device_layer<max_pool_layer<P, In, Size>> : public stateless_device_layer 
 
   void forward(runtime& rt, const tensor& x, tensor& y, context& ctx) {
     const auto g = geometry(x.rows());
+    sum_pending(rt, x);  // a convolution's output, unsummed only for a batch norm's fused pass (not this one)
     y.resize(rt, x.rows(), x.cols() / (Size * Size));
     max_pool(rt, x.data, g, Size, y.data, ctx.training() ? &argmax_ : nullptr);
     detail::copy_exponent(rt, x, y);

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <string>
 
 #include <fmt/format.h>
 
 #include "pbnn/opencl/binarize.hpp"
 #include "pbnn/opencl/cl_types.hpp"
+#include "pbnn/opencl/gemm.hpp"
 #include "pbnn/opencl/kernels/optim_cl.hpp"
 #include "pbnn/opencl/kernels/random_cl.hpp"
 #include "pbnn/opencl/launch.hpp"
@@ -64,10 +66,18 @@ cl_int param_max() {
 
 }  // namespace detail
 
-// Updates that change p one parameter at a time: the gradient's mask a progressive layer left to
-// the update (device_parameter::defer_progressive) applied first; theta no longer matches.
+// p's gradient written into p.grad where its product left it as slices (device_parameter::grad_pending).
 template <class F>
-void apply_deferred_mask(runtime& rt, device_parameter<F>& p) {
+void sum_pending_grad(runtime& rt, device_parameter<F>& p) {
+  detail::add_slices(rt, p.grad_pending, p.size(), p.grad);
+}
+
+// Updates that change p one parameter at a time: the work a layer left to the update
+// (device_parameter::defer_to_update) done first, its gradient's slices added and a progressive
+// layer's mask applied; theta no longer matches.
+template <class F>
+void apply_deferred_work(runtime& rt, device_parameter<F>& p) {
+  sum_pending_grad(rt, p);
   if (p.deferred_v > 0) mask_saturated_values<F>(rt, p.value, p.exp, p.size(), p.deferred_v, p.grad);
   p.deferred_v = 0;
   p.deferred_theta = nullptr;
@@ -83,7 +93,7 @@ void adam_update(runtime& rt, const adam& opt, device_parameter<F>& p, device_bu
   ensure_zeroed(rt, m, n, "clearing Adam's first moments");
   ensure_zeroed(rt, v, n, "clearing Adam's second moments");
   ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
-  apply_deferred_mask(rt, p);
+  apply_deferred_work(rt, p);
   const auto [step_size, rc2] = opt.coefficients(p.role, step);
   detail::launch(rt, detail::optim_program<F>(rt), "adam", n, p.value.handle(), cl_int{p.exp}, m.handle(), v.handle(),
                  p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.beta1, opt.beta2,
@@ -113,7 +123,7 @@ inline std::size_t adam_segments_per_launch(runtime& rt, std::size_t max_segment
 // adam_segments_per_launch(rt, max_segments) parameters instead of one per parameter: at small
 // batches the network's dozens of small per-parameter launches cost more than their arithmetic.
 // Progressive weights that left their gradient's mask to the update also get their theta for v
-// (device_parameter::defer_progressive), which spares their layers two launches per step.
+// (device_parameter::defer_to_update), which spares their layers two launches per step.
 template <class F>
 void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot<F>> slots, long step,
                      device_buffer<std::uint32_t>& saturation, std::size_t max_segments = 0) {
@@ -139,7 +149,13 @@ void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot<F>>
       // Each parameter starts at a whole work-group, so that a group's work-items share a parameter.
       const std::size_t end = start + (n + 255) / 256 * 256;
       const bool progressive = p.deferred_v > 0;  // mask and theta left to this update
-      set(p.value.handle()), set(s.m->handle()), set(s.v->handle()), set(p.grad.handle()), set(p.grad_exp.handle());
+      const std::size_t splits = p.grad_pending.count;  // the gradient's slices left to this update
+      if (splits && p.grad_pending.slices.size() != splits * n)
+        throw std::logic_error(fmt::format("pbnn::opencl::adam_update_all: {} gradient slices of {} values for {}",
+                                           splits, p.grad_pending.slices.size(), n));
+      set(p.value.handle()), set(s.m->handle()), set(s.v->handle());
+      set(splits ? p.grad_pending.slices.handle() : p.grad.handle()), set(detail::checked_count(splits));
+      set(p.grad_exp.handle());
       set(progressive ? p.deferred_theta->handle() : p.value.handle());
       set(progressive ? p.deferred_theta_exp->handle() : p.grad_exp.handle());
       set(detail::checked_count(start)), set(detail::checked_count(end)), set(detail::checked_count(n));
@@ -169,7 +185,7 @@ void sgd_update(runtime& rt, const sgd& opt, device_parameter<F>& p, device_buff
   const std::size_t n = p.size();
   ensure_zeroed(rt, velocity, n, "clearing the velocity");
   ensure_zeroed(rt, saturation, 1, "clearing the saturation counter");
-  apply_deferred_mask(rt, p);
+  apply_deferred_work(rt, p);
   detail::launch(rt, detail::optim_program<F>(rt), "sgd", n, p.value.handle(), cl_int{p.exp}, velocity.handle(),
                  p.grad.handle(), p.grad_exp.handle(), p.grad_factor, detail::checked_count(n), opt.momentum,
                  opt.rate(p.role), update_bound(p.role), detail::param_max<F>(), static_cast<cl_uint>(rnd.key),

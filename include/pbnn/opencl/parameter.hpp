@@ -11,6 +11,7 @@
 
 #include "pbnn/format.hpp"
 #include "pbnn/opencl/buffer.hpp"
+#include "pbnn/opencl/tensor.hpp"
 #include "pbnn/parameter.hpp"
 
 namespace pbnn::opencl {
@@ -30,15 +31,19 @@ struct device_parameter {
   device_buffer<int> grad_exp;  // one int
   float grad_factor = 1.0f;
 
-  // Progressive weights whose element-wise work the optimizer takes over (adam_update_all): with
-  // defer_progressive set, the backward pass leaves the gradient's mask (zero where |v P| > 1) to
-  // the update, naming its v and the layer's theta buffers, and the update then writes
-  // theta = clamp(v P, -1, 1) for the next forward pass, which theta_v (0: none) records.
-  bool defer_progressive = false;
+  // Element-wise work the optimizer takes over (adam_update_all) where defer_to_update is set:
+  // - progressive weights: the backward pass leaves the gradient's mask (zero where |v P| > 1) to the
+  //   update, naming its v and the layer's theta buffers, and the update then writes
+  //   theta = clamp(v P, -1, 1) for the next forward pass, which theta_v (0: none) records;
+  // - fp32 gradients of a product whose k is split: the product leaves its slices in grad_pending
+  //   (count > 0: grad is unwritten and the gradient is their sum, which the update adds as it reads
+  //   them; sum_pending_grad writes it into grad).
+  bool defer_to_update = false;
   float deferred_v = 0;
   device_buffer<value_type>* deferred_theta = nullptr;
   device_buffer<int>* deferred_theta_exp = nullptr;
   float theta_v = 0;
+  unsummed_slices grad_pending;
 
   std::size_t size() const noexcept { return value.size(); }
 

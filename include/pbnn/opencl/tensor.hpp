@@ -34,6 +34,14 @@ struct maximum_target {
   std::uint32_t slot = 0;
 };
 
+// An fp32 product's k slices left for the kernel that reads it to add (gemm's `unsummed`): count
+// slices of the product's values, one after another in `slices`, whose sum in slice order is the
+// product (as gemm_sum_splits adds them); count 0: the product is in the tensor's data.
+struct unsummed_slices {
+  device_buffer<float> slices;
+  std::size_t count = 0;
+};
+
 template <class Format>
 struct device_tensor {
   using format = Format;
@@ -43,6 +51,10 @@ struct device_tensor {
   // One int. fp32: 0 from allocation on and never set otherwise, so layers do not reset it.
   device_buffer<int> exp;
   maximum_slots maxima;  // fixed formats: the largest magnitude, while an exponent is chosen
+  // fp32: where pending.count > 0, data is unwritten and the tensor's values are the sum of these
+  // slices, left by a product to the kernel that reads them (gemm.hpp's sum_pending adds them into
+  // data). mutable: adding them completes the values a const tensor already stands for.
+  mutable unsummed_slices pending;
 
   std::size_t rows() const noexcept { return rows_; }
   std::size_t cols() const noexcept { return cols_; }

@@ -83,7 +83,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
     batch_losses_.resize(rt_, batches);
     ensure_zeroed(rt_, saturation_, 1, "clearing the saturation counter");
     const std::size_t report_every = std::max<std::size_t>(1, batches / 10);
-    const deferred_progressive_work fused(net_);
+    deferred_update_work deferred(net_, rt_);
     for (std::size_t bi = 0; bi < batches; ++bi) {
       uploader_.upload(rt_, train, order_.data() + bi * opt_.batch, opt_.batch, augment);
       const auto& out = net_.forward(uploader_.x, ctx);
@@ -94,6 +94,7 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
       if (progress && ((bi + 1) % report_every == 0 || bi + 1 == batches))
         progress(bi + 1, batches, loss_sum(bi + 1) / static_cast<double>((bi + 1) * opt_.batch));
     }
+    deferred.finish();
     res.loss_sum = loss_sum(batches);
     res.samples = batches * opt_.batch;
     res.saturation_events = saturation_.download(rt_).at(0);
@@ -127,16 +128,22 @@ class trainer<Net, Optimizer> : public detail::training_plan<typename Net::schem
  private:
   static constexpr bool updates_all_at_once = std::is_same_v<Optimizer, adam>;
 
-  // While it lives, progressive layers leave their weights' gradient mask and theta to the update,
-  // where it updates every parameter at once (device_parameter::defer_progressive).
-  struct deferred_progressive_work {
+  // While it lives, layers leave the element-wise work on their parameters' gradients (progressive
+  // masks and theta, split products' slices) to the update, where it updates every parameter at once
+  // (device_parameter::defer_to_update); after finish(), every gradient is in its grad again.
+  struct deferred_update_work {
     Net& net;
-    explicit deferred_progressive_work(Net& n) : net(n) { set(updates_all_at_once); }
-    ~deferred_progressive_work() { set(false); }
-    deferred_progressive_work(const deferred_progressive_work&) = delete;
-    deferred_progressive_work& operator=(const deferred_progressive_work&) = delete;
+    opencl::runtime& rt;
+    deferred_update_work(Net& n, opencl::runtime& r) : net(n), rt(r) { set(updates_all_at_once); }
+    ~deferred_update_work() { set(false); }
+    // The gradients' slices added into their grad (at the end of a pass).
+    void finish() {
+      net.for_each_parameter([&](auto& p) { opencl::sum_pending_grad(rt, p); });
+    }
+    deferred_update_work(const deferred_update_work&) = delete;
+    deferred_update_work& operator=(const deferred_update_work&) = delete;
     void set(bool on) {
-      net.for_each_parameter([&](auto& p) { p.defer_progressive = on; });
+      net.for_each_parameter([&](auto& p) { p.defer_to_update = on; });
     }
   };
 

@@ -376,14 +376,25 @@ size_t pool_window(const uint p, const uint C, const uint c, POOL_ARGS) {
 }
 size_t pool_offset(const int k, const uint C, POOL_ARGS) { return ((size_t)(k / pool) * width + k % pool) * C; }
 
+// Element i of a tensor that a product may have left as `splits` k slices (parts) of part_size
+// values each, added in slice order as gemm_sum_splits adds them (0 splits: the tensor t itself).
+#define SPLIT_ARGS __global const float *parts, const uint splits, const uint part_size
+float summed(__global const float* t, SPLIT_ARGS, const size_t i) {
+  if (splits == 0) return t[i];
+  float s = 0.0f;
+  for (uint z = 0; z < splits; ++z) s += parts[(size_t)z * part_size + i];
+  return s;
+}
+
 // Statistics (training: batch ones, running ones moved by m_run), then out = the activation (-1:
 // none) of y = scale x + shift: bn_statistics and bn_affine_activate (or bn_affine) in one launch.
-// pool > 0: x is first written as the max pool of image (argmax kept), as max_pool does.
+// pool > 0: x is first written as the max pool of image (argmax kept), as max_pool does. SPLIT_ARGS:
+// the product's k slices that x (pool: image) is the sum of; x is then written as that sum.
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW1, 1)))
 void bn_train_forward(__global float* x, const uint npos, const uint C, const uint slices,
                       __global float* partial, volatile __global int* counters, volatile __global int* flags,
                       const int seq, const int activation, const float v, __global float* out,
-                      __global const float* image, __global uchar* argmax, POOL_ARGS, BN_FINISH_ARGS) {
+                      __global const float* image, __global uchar* argmax, POOL_ARGS, SPLIT_ARGS, BN_FINISH_ARGS) {
   __local float l1[BN_RW1][BN_CT], l2[BN_RW1][BN_CT];
   __local int last;
   const uint tile = get_group_id(0), c = tile * BN_CT + get_local_id(0), slice = get_group_id(1);
@@ -394,11 +405,12 @@ void bn_train_forward(__global float* x, const uint npos, const uint C, const ui
     for (uint p = first; p < npos; p += step) {
       float value;
       if (pool > 0) {
-        __global const float* window = image + pool_window(p, C, c, pool, height, width);
-        value = window[0];
+        const size_t window = pool_window(p, C, c, pool, height, width);
+        value = summed(image, parts, splits, part_size, window);
         uchar arg = 0;
         for (int k = 1; k < pool * pool; ++k) {
-          const float candidate = window[pool_offset(k, C, pool, height, width)];
+          const size_t at = window + pool_offset(k, C, pool, height, width);
+          const float candidate = summed(image, parts, splits, part_size, at);
           if (candidate > value) {
             value = candidate;
             arg = (uchar)k;
@@ -407,7 +419,8 @@ void bn_train_forward(__global float* x, const uint npos, const uint C, const ui
         x[(size_t)p * C + c] = value;
         argmax[(size_t)p * C + c] = arg;
       } else {
-        value = x[(size_t)p * C + c];
+        value = summed(x, parts, splits, part_size, (size_t)p * C + c);
+        if (splits > 0) x[(size_t)p * C + c] = value;
       }
       s1 += value;
       s2 += value * value;
@@ -427,13 +440,14 @@ void bn_train_forward(__global float* x, const uint npos, const uint C, const ui
 // bn_grad_input_through_activation (or bn_grad_input) in one launch. dx may be dy (in place: each
 // work-item writes only the values it has read). pool > 0: dx is instead the gradient of the max
 // pool's image, each window's dx at its argmax and 0 elsewhere, as max_pool_grad writes it.
+// SPLIT_ARGS: the product's k slices that dy is the sum of; dy is then written as that sum.
 __kernel __attribute__((reqd_work_group_size(BN_CT, BN_RW1, 1)))
-void bn_train_backward(__global const float* x, __global const float* dy, __global float* dx, const uint npos,
+void bn_train_backward(__global const float* x, __global float* dy, __global float* dx, const uint npos,
                        const uint C, const uint slices, __global float* partial, volatile __global int* counters,
                        volatile __global int* flags, const int seq, __global const float* mean,
                        __global const float* invstd, const int activation, __global const float* scale,
                        __global const float* shift, __global const float* gamma, __global float* dgamma,
-                       __global float* dbeta, __global const uchar* argmax, POOL_ARGS) {
+                       __global float* dbeta, __global const uchar* argmax, POOL_ARGS, SPLIT_ARGS) {
   __local float l1[BN_RW1][BN_CT], l2[BN_RW1][BN_CT];
   __local int last;
   const uint tile = get_group_id(0), c = tile * BN_CT + get_local_id(0), slice = get_group_id(1);
@@ -447,7 +461,8 @@ void bn_train_backward(__global const float* x, __global const float* dy, __glob
 #pragma unroll 4
     for (uint p = first; p < npos; p += step) {
       const size_t i = (size_t)p * C + c;
-      float g = dy[i];
+      float g = summed(dy, parts, splits, part_size, i);
+      if (splits > 0) dy[i] = g;
       if (activation >= 0 && !passes_gradient(activation, ys * x[i] + yt)) g = 0.0f;
       s1 += g * (x[i] * is + mu_is);
       s2 += g;

@@ -45,19 +45,30 @@ float real_value(__global const TQ* value, uint i, int value_exp) {
 #endif
 }
 
+// Element i of a gradient that its product may have left as `splits` k slices of `n` values each,
+// added in slice order as gemm_sum_splits adds them (0 splits: grad itself).
+TG gradient_element(__global const TG* grad, const uint splits, const uint n, const uint i) {
+  if (splits == 0) return grad[i];
+  TG s = 0;
+  for (uint z = 0; z < splits; ++z) s += grad[(size_t)z * n + i];
+  return s;
+}
+
 // Adam on element i; progressive weights may also have their gradient masked where |P| > mask
 // (0: no mask), as mask_saturated does, and theta = clamp(theta_scale P, -1, 1) written from the
 // stored P after the update (theta_scale 0: not), as clamp_scale does (-DUNIT_FRAC=n: fixed theta's
-// 1.0 is 2^n).
+// 1.0 is 2^n). The gradient: gradient_element(grad, splits, n, i).
 void adam_element(__global TQ* value, __global float* m, __global float* v, __global const TG* grad,
-                  __global const int* grad_exp, __global TQ* theta, __global int* theta_exp, const uint i,
+                  const uint splits, const uint n, __global const int* grad_exp, __global TQ* theta,
+                  __global int* theta_exp, const uint i,
                   const int value_exp, const float factor, const float step_size, const float bound,
                   const float mask, const float theta_scale, const uint key, const int count_saturation,
                   const int qmax, volatile __global uint* saturation, const float b1, const float b2,
                   const float rc2, const float eps) {
   const float p = real_value(value, i, value_exp);
   const int masked = mask > 0.0f && fabs((float)value[i]) > ldexp(mask, -value_exp);
-  const float g = masked ? 0.0f : (float)grad[i] * (ldexp(1.0f, grad_exp[0]) * factor);
+  const float scale = ldexp(1.0f, grad_exp[0]) * factor;
+  const float g = masked ? 0.0f : (float)gradient_element(grad, splits, n, i) * scale;
   const float mi = b1 * m[i] + (1.0f - b1) * g;
   const float vi = b2 * v[i] + (1.0f - b2) * (g * g);
   m[i] = mi;
@@ -83,8 +94,8 @@ __kernel void adam(__global TQ* value, const int value_exp, __global float* m, _
                    volatile __global uint* saturation) {
   const uint i = get_global_id(0);
   if (i < n)  // no mask, no theta: value and grad_exp stand in for the theta buffers
-    adam_element(value, m, v, grad, grad_exp, value, (__global int*)grad_exp, i, value_exp, grad_factor, step_size,
-                 bound, 0.0f, 0.0f, key, count_saturation, qmax, saturation, b1, b2, rc2, eps);
+    adam_element(value, m, v, grad, 0, n, grad_exp, value, (__global int*)grad_exp, i, value_exp, grad_factor,
+                 step_size, bound, 0.0f, 0.0f, key, count_saturation, qmax, saturation, b1, b2, rc2, eps);
 }
 
 __kernel void sgd(__global TQ* value, const int value_exp, __global float* velocity, __global const TG* grad,
@@ -101,14 +112,15 @@ __kernel void sgd(__global TQ* value, const int value_exp, __global float* veloc
 )CLC";
 
 // The kernel-argument bytes of adam_group: 5 common 4-byte values and the counter's buffer, and per
-// parameter 7 buffers (up to 8 bytes each) and 11 4-byte values.
+// parameter 7 buffers (up to 8 bytes each) and 12 4-byte values.
 inline constexpr std::size_t adam_group_common_bytes = 5 * 4 + 8;
-inline constexpr std::size_t adam_group_segment_bytes = 7 * 8 + 11 * 4;
+inline constexpr std::size_t adam_group_segment_bytes = 7 * 8 + 12 * 4;
 inline constexpr std::size_t adam_group_max_segments = 64;
 
 // optim_source with adam_group over `segments` parameters: parameter s owns work-items
 // [start_s, end_s), a whole number of work-groups, of which the first n_s update its elements with
-// adam_element (the adam kernel's update, and progressive weights' mask and theta where asked).
+// adam_element (the adam kernel's update, and progressive weights' mask and theta where asked), its
+// gradient in splits_s slices where its product left them so (device_parameter::grad_pending).
 inline std::string adam_group_source(std::size_t segments) {
   std::string s = std::string(optim_source) + R"CLC(
 __kernel void adam_group(const float b1, const float b2, const float rc2, const float eps, const int qmax,
@@ -116,17 +128,17 @@ __kernel void adam_group(const float b1, const float b2, const float rc2, const 
   for (std::size_t k = 0; k < segments; ++k)
     s += fmt::format(
         ",\n    __global TQ* value{0}, __global float* m{0}, __global float* v{0}, __global const TG* grad{0}, "
-        "__global const int* grad_exp{0}, __global TQ* theta{0}, __global int* theta_exp{0}, const uint start{0}, "
-        "const uint end{0}, const uint n{0}, const int value_exp{0}, const float factor{0}, const float step{0}, "
-        "const float bound{0}, const float mask{0}, const float theta_scale{0}, const uint key{0}, "
-        "const int count_saturation{0}",
+        "const uint splits{0}, __global const int* grad_exp{0}, __global TQ* theta{0}, __global int* theta_exp{0}, "
+        "const uint start{0}, const uint end{0}, const uint n{0}, const int value_exp{0}, const float factor{0}, "
+        "const float step{0}, const float bound{0}, const float mask{0}, const float theta_scale{0}, "
+        "const uint key{0}, const int count_saturation{0}",
         k);
   s += ") {\n  const uint i = get_global_id(0);\n";
   for (std::size_t k = 0; k < segments; ++k)
     s += fmt::format(
         "  {1}if (i < end{0}) {{\n    if (i - start{0} < n{0})\n      adam_element(value{0}, m{0}, v{0}, grad{0}, "
-        "grad_exp{0}, theta{0}, theta_exp{0}, i - start{0}, value_exp{0}, factor{0}, step{0}, bound{0}, mask{0}, "
-        "theta_scale{0}, key{0}, count_saturation{0}, qmax, saturation, b1, b2, rc2, eps);\n  }}",
+        "splits{0}, n{0}, grad_exp{0}, theta{0}, theta_exp{0}, i - start{0}, value_exp{0}, factor{0}, step{0}, "
+        "bound{0}, mask{0}, theta_scale{0}, key{0}, count_saturation{0}, qmax, saturation, b1, b2, rc2, eps);\n  }}",
         k, k ? "else " : "");
   s += "\n}\n";
   return s;
