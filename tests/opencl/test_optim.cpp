@@ -88,8 +88,9 @@ TEMPLATE_TEST_CASE("OpenCL Adam over many parameters per launch equals one launc
   auto* rt = test_opencl::shared_runtime();
   if (!rt) return;
   // Sizes around the 256-item work-group and every role; the binarized ones progressive weights whose
-  // gradient mask and theta for v are left to the update (v = their gradient factor); in fp32 every
-  // other gradient left as a split product's slices, which the update adds as it reads them.
+  // gradient mask and theta for v are left to the update (v = their gradient factor); in fp32 four
+  // gradients (of 256, 255, 257 and 3 values: whole 16-byte words and not) left as a split product's
+  // slices, which the update adds as it reads them.
   const std::vector<std::size_t> sizes{1, 255, 256, 257, 1000, 3, 4096};
   const std::vector<param_role> roles{param_role::binarized, param_role::real, param_role::norm, param_role::binarized,
                                       param_role::real, param_role::norm, param_role::binarized};
@@ -129,7 +130,7 @@ TEMPLATE_TEST_CASE("OpenCL Adam over many parameters per launch equals one launc
         }
         grouped[k].grad_pending.count = 0;
         if constexpr (!is_fixed_v<F>) {
-          if (k % 2 == 1) {  // slices whose sum in slice order is the gradient
+          if (k % 2 == 1 || k == 2) {  // slices whose sum in slice order is the gradient
             constexpr std::size_t splits = 3;
             std::vector<float> slices(splits * sizes[k]), sums(sizes[k], 0.0f);
             for (std::size_t z = 0; z < splits; ++z)

@@ -146,8 +146,10 @@ void adam_update_all(runtime& rt, const adam& opt, std::span<const adam_slot<F>>
       const std::size_t n = p.size();
       ensure_zeroed(rt, *s.m, n, "clearing Adam's first moments");
       ensure_zeroed(rt, *s.v, n, "clearing Adam's second moments");
-      // Each parameter starts at a whole work-group, so that a group's work-items share a parameter.
-      const std::size_t end = start + (n + 255) / 256 * 256;
+      // Each parameter starts at a whole work-group, so that a group's work-items share a parameter;
+      // fp32 takes four elements per work-item.
+      const std::size_t items = is_fixed_v<F> ? n : (n + 3) / 4;
+      const std::size_t end = start + (items + 255) / 256 * 256;
       const bool progressive = p.deferred_v > 0;  // mask and theta left to this update
       const std::size_t splits = p.grad_pending.count;  // the gradient's slices left to this update
       if (splits && p.grad_pending.slices.size() != splits * n)

@@ -87,6 +87,48 @@ void adam_element(__global TQ* value, __global float* m, __global float* v, __gl
   }
 }
 
+#if !FIXED
+// adam_element on elements e to e + 3 (those below n), four at a time where all four are there and
+// the gradient's slices keep 16-byte words (n % 4 == 0): the same operations on each element, so the
+// same results, with a quarter of the work-items and loads in 16-byte words.
+__global float4* quad(__global float* p, const size_t e) { return (__global float4*)(p + e); }
+void adam_quad(__global float* value, __global float* m, __global float* v, __global const float* grad,
+               const uint splits, const uint n, __global const int* grad_exp, __global float* theta,
+               __global int* theta_exp, const uint e, const int value_exp, const float factor,
+               const float step_size, const float bound, const float mask, const float theta_scale, const uint key,
+               const int count_saturation, const int qmax, volatile __global uint* saturation, const float b1,
+               const float b2, const float rc2, const float eps) {
+  if (e >= n) return;
+  if (e + 4 > n || (splits > 0 && n % 4 != 0)) {
+    for (uint i = e; i < min(e + 4, n); ++i)
+      adam_element(value, m, v, grad, splits, n, grad_exp, theta, theta_exp, i, value_exp, factor, step_size, bound,
+                   mask, theta_scale, key, count_saturation, qmax, saturation, b1, b2, rc2, eps);
+    return;
+  }
+  const float4 p = *quad(value, e);
+  float4 gq;
+  if (splits == 0) {
+    gq = *(__global const float4*)(grad + e);
+  } else {
+    gq = (float4)(0.0f);
+    for (uint z = 0; z < splits; ++z) gq += *(__global const float4*)(grad + (size_t)z * n + e);
+  }
+  float4 g = gq * (ldexp(1.0f, grad_exp[0]) * factor);
+  if (mask > 0.0f) g = select(g, (float4)(0.0f), isgreater(fabs(p), (float4)(ldexp(mask, -value_exp))));
+  const float4 mi = b1 * *quad(m, e) + (1.0f - b1) * g;
+  const float4 vi = b2 * *quad(v, e) + (1.0f - b2) * (g * g);
+  *quad(m, e) = mi;
+  *quad(v, e) = vi;
+  const float4 w = clamp(p - step_size * mi / (sqrt(vi) * rc2 + eps), -bound, bound);
+  const float4 stored = clamp(w, -bound, bound);  // store_value's
+  *quad(value, e) = stored;
+  if (theta_scale > 0.0f) {
+    if (e == 0) theta_exp[0] = 0;
+    *quad(theta, e) = clamp(theta_scale * stored, -1.0f, 1.0f);
+  }
+}
+#endif
+
 __kernel void adam(__global TQ* value, const int value_exp, __global float* m, __global float* v,
                    __global const TG* grad, __global const int* grad_exp, const float grad_factor, const uint n,
                    const float b1, const float b2, const float step_size, const float rc2, const float eps,
@@ -118,9 +160,10 @@ inline constexpr std::size_t adam_group_segment_bytes = 7 * 8 + 12 * 4;
 inline constexpr std::size_t adam_group_max_segments = 64;
 
 // optim_source with adam_group over `segments` parameters: parameter s owns work-items
-// [start_s, end_s), a whole number of work-groups, of which the first n_s update its elements with
+// [start_s, end_s), a whole number of work-groups, of which the first update its n_s elements with
 // adam_element (the adam kernel's update, and progressive weights' mask and theta where asked), its
-// gradient in splits_s slices where its product left them so (device_parameter::grad_pending).
+// gradient in splits_s slices where its product left them so (device_parameter::grad_pending); fp32
+// four elements per work-item (adam_quad), fixed formats one.
 inline std::string adam_group_source(std::size_t segments) {
   std::string s = std::string(optim_source) + R"CLC(
 __kernel void adam_group(const float b1, const float b2, const float rc2, const float eps, const int qmax,
@@ -136,9 +179,12 @@ __kernel void adam_group(const float b1, const float b2, const float rc2, const 
   s += ") {\n  const uint i = get_global_id(0);\n";
   for (std::size_t k = 0; k < segments; ++k)
     s += fmt::format(
-        "  {1}if (i < end{0}) {{\n    if (i - start{0} < n{0})\n      adam_element(value{0}, m{0}, v{0}, grad{0}, "
-        "splits{0}, n{0}, grad_exp{0}, theta{0}, theta_exp{0}, i - start{0}, value_exp{0}, factor{0}, step{0}, "
-        "bound{0}, mask{0}, theta_scale{0}, key{0}, count_saturation{0}, qmax, saturation, b1, b2, rc2, eps);\n  }}",
+        "  {1}if (i < end{0}) {{\n#if FIXED\n    if (i - start{0} < n{0})\n      adam_element(value{0}, m{0}, v{0}, "
+        "grad{0}, splits{0}, n{0}, grad_exp{0}, theta{0}, theta_exp{0}, i - start{0}, value_exp{0}, factor{0}, "
+        "step{0}, bound{0}, mask{0}, theta_scale{0}, key{0}, count_saturation{0}, qmax, saturation, b1, b2, rc2, "
+        "eps);\n#else\n    adam_quad(value{0}, m{0}, v{0}, grad{0}, splits{0}, n{0}, grad_exp{0}, theta{0}, "
+        "theta_exp{0}, (i - start{0}) * 4, value_exp{0}, factor{0}, step{0}, bound{0}, mask{0}, theta_scale{0}, "
+        "key{0}, count_saturation{0}, qmax, saturation, b1, b2, rc2, eps);\n#endif\n  }}",
         k, k ? "else " : "");
   s += "\n}\n";
   return s;
