@@ -123,7 +123,7 @@ comparison compare(const values& dev, const values& host, float tol) {
   return c;
 }
 
-// beyond_allowed: values of the first step that may lie beyond the tolerance (see wide_cnn).
+// beyond_allowed: values of the first step that may lie beyond the tolerance (see the wide_cnn test).
 template <template <class, class, class, class> class Network, class F, class S, class Act>
 void check_training(opencl::runtime& rt, const dataset& data, std::size_t beyond_allowed = 0) {
   using host_net = Network<cpu, F, S, Act>;

@@ -304,10 +304,9 @@ class device_batch_norm {
                          detail::checked_count(slices), sums_.handle(), rt.counters(channel_tiles()),
                          release_flags_.handle(), next_release(), activation, v, out.data.handle(),
                          image.data.handle(), argmax, pool_size, height, width, parts(source), splits(source),
-                         part_size(source), gamma.value.handle(),
-                         beta.value.handle(), cl_int{gamma.exp}, eps, momentum, cl_int{0}, running_mean.handle(),
-                         running_var.handle(), mean_.handle(), invstd_.handle(), scale_.handle(), shift_.handle(),
-                         tscale_.handle(), tshift_.handle());
+                         part_size(source), gamma.value.handle(), beta.value.handle(), cl_int{gamma.exp}, eps,
+                         momentum, cl_int{0}, running_mean.handle(), running_var.handle(), mean_.handle(),
+                         invstd_.handle(), scale_.handle(), shift_.handle(), tscale_.handle(), tshift_.handle());
     if (rt.profiling()) rt.label_last(fmt::format("bn_train_forward {}x{} /{}", npos, channels_, slices));
     if (!pool) x.pending.count = 0;  // written as the sum (a pooled image is not: it keeps its slices)
     return true;

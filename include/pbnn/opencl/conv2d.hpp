@@ -57,19 +57,17 @@ class device_conv2d {
     const conv_geometry g = geometry(b);
     in_place_ = reads_image_in_place<value_type>(rt, g);
     if (!in_place_) im2col(rt, x.data, g, cols_);
-    const auto product = [&](auto& out, const maximum_target& track) {
-      if (in_place_) matmul_image_xwt(rt, x.data, g, weights(), out, Cout, {}, track);
+    // unsummed: where the in-place product may leave its slices (float).
+    const auto product = [&](auto& out, const maximum_target& track, unsummed_slices* unsummed) {
+      if (in_place_) matmul_image_xwt(rt, x.data, g, weights(), out, Cout, {}, track, unsummed);
       else matmul_xwt(rt, cols_, weights(), out, m, Cout, patch, {}, track);
     };
     if constexpr (!is_fixed_v<format>) {  // fp32 exponents stay 0 (tensor.hpp)
-      y.pending.count = 0;
-      if (in_place_ && ctx.read_by_fused_batch_norm)  // the batch norm adds the product's slices as it reads them
-        matmul_image_xwt(rt, x.data, g, weights(), y.data, Cout, {}, {}, &y.pending);
-      else
-        product(y.data, {});
+      y.pending.count = 0;  // the batch norm trained next adds the slices as it reads them
+      product(y.data, {}, ctx.read_by_fused_batch_norm ? &y.pending : nullptr);
     } else {  // the product reduces the sums' largest magnitude for their requantization
       const maximum_reservation reserved = reserve_maximum(rt, y.size(), y.maxima);
-      product(acc_, tracked_maximum(y.maxima, reserved));
+      product(acc_, tracked_maximum(y.maxima, reserved), nullptr);
       requantize_reserved(rt, acc_, {&x.exp, &theta_exp_, 0}, y, rounding::nearest_even, stream{}, reserved);
     }
   }

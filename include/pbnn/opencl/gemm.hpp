@@ -357,9 +357,6 @@ void gemm(runtime& rt, std::size_t m, std::size_t n, std::size_t k, const device
                track.maxima->handle(), cl_uint{track.slot});
 }
 
-}  // namespace detail
-
-namespace detail {
 // The n values the slices of p add up to, into target (of floats, or of integers: never sliced).
 template <class T>
 void add_slices(runtime& rt, unsummed_slices& p, std::size_t n, const device_buffer<T>& target) {
@@ -373,6 +370,7 @@ void add_slices(runtime& rt, unsummed_slices& p, std::size_t n, const device_buf
          p.slices.handle(), static_cast<cl_int>(p.count), checked_count(n), target.handle(), cl_int{0});
   p.count = 0;
 }
+
 }  // namespace detail
 
 // Adds up the slices a product left in t (gemm's `unsummed`) into t's data; nothing where none are.
