@@ -44,6 +44,14 @@ void check_close(opencl::runtime& rt, const opencl::device_tensor<F>& d, const b
   CHECK(bad == 0);
 }
 
+// A per-channel fp32 parameter of C values drawn from [low, high), every ninth (from the fifth) 0.
+parameter<fp32> channel_parameter(std::size_t C, float low, float high, rng& g) {
+  parameter<fp32> p("p", param_role::real, {C});
+  saturation_counter sat;
+  for (std::size_t c = 0; c < C; ++c) p.store(c, c % 9 == 4 ? 0.0f : g.uniform(low, high), 0.0f, sat);
+  return p;
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("OpenCL batch norm equals the CPU layer", "[opencl][batch_norm]", fp32, fixed<8>, fixed<16>) {
@@ -239,13 +247,7 @@ TEST_CASE("OpenCL fp32 max pool, batch norm and activation trained together comp
   const auto image = random_tensor<fp32>(B, H * W * C, -1.5f, 2.5f, g);
   const std::size_t pooled_size = B * (H / pool) * (W / pool) * C;
   const auto dy = random_tensor<fp32>(B, pooled_size / B, -0.3f, 0.3f, g);
-  const auto host_parameter = [&](float low, float high) {
-    parameter<fp32> p("p", param_role::real, {C});
-    saturation_counter sat;
-    for (std::size_t c = 0; c < C; ++c) p.store(c, c % 9 == 4 ? 0.0f : g.uniform(low, high), 0.0f, sat);
-    return p;
-  };
-  const auto host_gamma = host_parameter(-2.0f, 2.0f), host_beta = host_parameter(-1.0f, 1.0f);
+  const auto host_gamma = channel_parameter(C, -2.0f, 2.0f, g), host_beta = channel_parameter(C, -1.0f, 1.0f, g);
   using device_parameter = opencl::device_parameter<fp32>;
   auto gamma = device_parameter::from_host(*rt, host_gamma), beta = device_parameter::from_host(*rt, host_beta);
   auto gamma2 = device_parameter::from_host(*rt, host_gamma), beta2 = device_parameter::from_host(*rt, host_beta);
@@ -328,13 +330,7 @@ TEST_CASE("OpenCL fp32 batch norm's fused passes add a product's unsummed slices
     t.upload(*rt, rows, cols, sums.data(), 0);
     return t;
   };
-  const auto host_parameter = [&](float low, float high) {
-    parameter<fp32> p("p", param_role::real, {C});
-    saturation_counter sat;
-    for (std::size_t c = 0; c < C; ++c) p.store(c, c % 9 == 4 ? 0.0f : g.uniform(low, high), 0.0f, sat);
-    return p;
-  };
-  const auto host_gamma = host_parameter(-2.0f, 2.0f), host_beta = host_parameter(-1.0f, 1.0f);
+  const auto host_gamma = channel_parameter(C, -2.0f, 2.0f, g), host_beta = channel_parameter(C, -1.0f, 1.0f, g);
   using device_parameter = opencl::device_parameter<fp32>;
   using act = opencl::fused_activation;
   const float v = 3.0f;
