@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
   o.test_name = "validation";
   o.network = "table1";
   std::string data_dir = "cifar-10-batches-bin", train_batches = "1-5", val_batches = "test";
-  bool augment = true;
+  bool augment = true, flip = true;
+  int crop_padding = 4;
 
   CLI::App app{"Train the PBNN paper's Table 1 network (or seed 001's VGG) on CIFAR-10 with pbnn and export the "
                "binary network"};
@@ -56,7 +57,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--val-batches", val_batches, "validation files: 'test' (test_batch.bin), N or N-M")
       ->capture_default_str();
-  app.add_flag("--augment,!--no-augment", augment, "random crops (4-pixel padding) and horizontal flips (default: on)");
+  app.add_flag("--augment,!--no-augment", augment,
+               "random crops (--crop-padding) and horizontal flips (--flip) of the training images (default: on)");
+  app.add_option("--crop-padding", crop_padding, "largest shift of a random crop, in pixels (0: none)")
+      ->check(CLI::Range(0, 16))
+      ->capture_default_str();
+  app.add_flag("--flip,!--no-flip", flip, "mirror a random half of the training images (default: on)");
   CLI11_PARSE(app, argc, argv);
   examples::apply_defaults(o);
 
@@ -67,7 +73,7 @@ int main(int argc, char** argv) {
     const auto moments = pbnn::per_channel_moments(train_set, 3);  // the training set's, applied to both
     pbnn::standardize(train_set, moments);
     pbnn::standardize(val_set, moments);
-    if (augment) o.train.augment = pbnn::crop_flip{32, 32, 3};
+    if (augment) o.train.augment = pbnn::crop_flip{32, 32, 3, crop_padding, flip};
     if (o.backend == "opencl") return examples::train_on_opencl(o, train_set, val_set);
     if (o.network == "seed001") return examples::with_format<examples::seed001_vgg, pbnn::cpu>(o, train_set, val_set);
     return examples::with_format<examples::table1, pbnn::cpu>(o, train_set, val_set);
