@@ -7,6 +7,7 @@
 // Build options: -DTQ=float|char|short, -DFIXED=0|1, -DNVIDIA_PTX (last_group_cl.hpp).
 #include "pbnn/opencl/kernels/join.hpp"
 #include "pbnn/opencl/kernels/last_group_cl.hpp"
+#include "pbnn/opencl/kernels/slice_sum_cl.hpp"
 
 namespace pbnn::opencl::kernels {
 
@@ -377,13 +378,11 @@ size_t pool_window(const uint p, const uint C, const uint c, POOL_ARGS) {
 size_t pool_offset(const int k, const uint C, POOL_ARGS) { return ((size_t)(k / pool) * width + k % pool) * C; }
 
 // Element i of a tensor that a product may have left as `splits` k slices (parts) of part_size
-// values each, added in slice order as gemm_sum_splits adds them (0 splits: the tensor t itself).
+// values each, added as gemm_sum_splits adds them (0 splits: the tensor t itself).
 #define SPLIT_ARGS __global const float *parts, const uint splits, const uint part_size
+DEFINE_SLICE_SUM(slice_sum, float, float, SLICE_ELEMENT)
 float summed(__global const float* t, SPLIT_ARGS, const size_t i) {
-  if (splits == 0) return t[i];
-  float s = 0.0f;
-  for (uint z = 0; z < splits; ++z) s += parts[(size_t)z * part_size + i];
-  return s;
+  return splits == 0 ? t[i] : slice_sum(0.0f, parts, splits, part_size, i);
 }
 
 // Statistics (training: batch ones, running ones moved by m_run), then out = the activation (-1:
@@ -490,7 +489,7 @@ void bn_train_backward(__global const float* x, __global float* dy, __global flo
 #endif
 )CLC";
 
-inline constexpr auto batch_norm_joined = join_sources(last_group_source, batch_norm_body_source);
+inline constexpr auto batch_norm_joined = join_sources(last_group_source, slice_sum_source, batch_norm_body_source);
 inline constexpr const char* batch_norm_source = batch_norm_joined.data();
 
 }  // namespace pbnn::opencl::kernels

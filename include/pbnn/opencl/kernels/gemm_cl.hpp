@@ -14,6 +14,7 @@
 // split) also reduces their largest magnitude into maxima[slot], as quantize_cl.hpp's max_abs_int
 // would after it (track_max_source).
 #include "pbnn/opencl/kernels/join.hpp"
+#include "pbnn/opencl/kernels/slice_sum_cl.hpp"
 
 namespace pbnn::opencl::kernels {
 
@@ -129,6 +130,8 @@ void gemm(const int m, const int n, const int k, __global const TA* restrict A, 
 #endif
 }
 
+DEFINE_SLICE_SUM(slice_sum, TACC, TACC, SLICE_ELEMENT)
+
 // C[i] (=|+=) the sum of the splits' slices W[z mn + i], z = 0 .. splits - 1 in order. TRACK_MAX:
 // work-groups of 256.
 __kernel void gemm_sum_splits(__global const TACC* restrict W, const int splits, const uint mn,
@@ -136,8 +139,7 @@ __kernel void gemm_sum_splits(__global const TACC* restrict W, const int splits,
   const uint i = get_global_id(0);
   uint largest = 0;
   if (i < mn) {
-    TACC s = accumulate ? C[i] : (TACC)0;
-    for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
+    const TACC s = slice_sum(accumulate ? C[i] : (TACC)0, W, (uint)splits, mn, i);
     C[i] = s;
 #if TRACK_MAX
     largest = abs(s);
@@ -150,19 +152,19 @@ __kernel void gemm_sum_splits(__global const TACC* restrict W, const int splits,
 }
 
 #ifdef WIDE
+DEFINE_SLICE_SUM(slice_sum_wide, long, int, SLICE_ELEMENT)
+
 // wide[i] (=|+=) the sum of the splits' int32 slices, in 64 bits.
 __kernel void gemm_sum_splits_wide(__global const int* restrict W, const int splits, const uint mn,
                                    __global long* restrict wide, const int accumulate) {
   const uint i = get_global_id(0);
   if (i >= mn) return;
-  long s = accumulate ? wide[i] : 0;
-  for (int z = 0; z < splits; ++z) s += W[(size_t)z * mn + i];
-  wide[i] = s;
+  wide[i] = slice_sum_wide(accumulate ? wide[i] : 0, W, (uint)splits, mn, i);
 }
 #endif
 )CLC";
 
-inline constexpr auto gemm_joined = join_sources(track_max_source, gemm_body_source);
+inline constexpr auto gemm_joined = join_sources(track_max_source, slice_sum_source, gemm_body_source);
 inline constexpr const char* gemm_source = gemm_joined.data();
 
 }  // namespace pbnn::opencl::kernels

@@ -10,9 +10,12 @@
 
 #include <fmt/format.h>
 
+#include "pbnn/opencl/kernels/join.hpp"
+#include "pbnn/opencl/kernels/slice_sum_cl.hpp"
+
 namespace pbnn::opencl::kernels {
 
-inline constexpr const char* optim_source = R"CLC(
+inline constexpr char optim_body_source[] = R"CLC(
 // Products and sums exactly as written (the CPU rounds each too, except where its compiler fuses).
 #pragma OPENCL FP_CONTRACT OFF
 
@@ -46,12 +49,10 @@ float real_value(__global const TQ* value, uint i, int value_exp) {
 }
 
 // Element i of a gradient that its product may have left as `splits` k slices of `n` values each,
-// added in slice order as gemm_sum_splits adds them (0 splits: grad itself).
+// added as gemm_sum_splits adds them (0 splits: grad itself).
+DEFINE_SLICE_SUM(gradient_slice_sum, TG, TG, SLICE_ELEMENT)
 TG gradient_element(__global const TG* grad, const uint splits, const uint n, const uint i) {
-  if (splits == 0) return grad[i];
-  TG s = 0;
-  for (uint z = 0; z < splits; ++z) s += grad[(size_t)z * n + i];
-  return s;
+  return splits == 0 ? grad[i] : gradient_slice_sum((TG)0, grad, splits, n, i);
 }
 
 // Adam on element i; progressive weights may also have their gradient masked where |P| > mask
@@ -92,6 +93,9 @@ void adam_element(__global TQ* value, __global float* m, __global float* v, __gl
 // the gradient's slices keep 16-byte words (n % 4 == 0): the same operations on each element, so the
 // same results, with a quarter of the work-items and loads in 16-byte words.
 __global float4* quad(__global float* p, const size_t e) { return (__global float4*)(p + e); }
+__global const float4* quad_const(__global const float* p, const size_t e) { return (__global const float4*)(p + e); }
+#define QUAD_ELEMENT(p, j) (*quad_const(p, j))
+DEFINE_SLICE_SUM(gradient_quad_slice_sum, float4, float, QUAD_ELEMENT)
 void adam_quad(__global float* value, __global float* m, __global float* v, __global const float* grad,
                const uint splits, const uint n, __global const int* grad_exp, __global float* theta,
                __global int* theta_exp, const uint e, const int value_exp, const float factor,
@@ -106,13 +110,7 @@ void adam_quad(__global float* value, __global float* m, __global float* v, __gl
     return;
   }
   const float4 p = *quad(value, e);
-  float4 gq;
-  if (splits == 0) {
-    gq = *(__global const float4*)(grad + e);
-  } else {
-    gq = (float4)(0.0f);
-    for (uint z = 0; z < splits; ++z) gq += *(__global const float4*)(grad + (size_t)z * n + e);
-  }
+  const float4 gq = splits == 0 ? *quad_const(grad, e) : gradient_quad_slice_sum((float4)(0.0f), grad, splits, n, e);
   float4 g = gq * (ldexp(1.0f, grad_exp[0]) * factor);
   if (mask > 0.0f) g = select(g, (float4)(0.0f), isgreater(fabs(p), (float4)(ldexp(mask, -value_exp))));
   const float4 mi = b1 * *quad(m, e) + (1.0f - b1) * g;
@@ -152,6 +150,9 @@ __kernel void sgd(__global TQ* value, const int value_exp, __global float* veloc
               saturation);
 }
 )CLC";
+
+inline constexpr auto optim_joined = join_sources(slice_sum_source, optim_body_source);
+inline constexpr const char* optim_source = optim_joined.data();
 
 // The kernel-argument bytes of adam_group: 5 common 4-byte values and the counter's buffer, and per
 // parameter 7 buffers (up to 8 bytes each) and 12 4-byte values.
