@@ -43,15 +43,9 @@ void group_max_into(const uint mine, __local uint* scratch, const int items, con
 #endif
 )CLC";
 
-inline constexpr char gemm_body_source[] = R"CLC(
-#ifndef TS
-#define TS 32
-#endif
-#ifndef WPT
-#define WPT 4
-#endif
-#define RTS (TS / WPT)
-
+// OpenCL C shared by the GEMM sources: element (i, p) of A and (j, p) of B, each stored [rows x k]
+// or, with A_KMAJOR / B_KMAJOR, [k x rows].
+inline constexpr char operand_at_source[] = R"CLC(
 #if A_KMAJOR
 #define A_AT(i, p) A[(size_t)(p) * m + (i)]
 #else
@@ -62,6 +56,16 @@ inline constexpr char gemm_body_source[] = R"CLC(
 #else
 #define B_AT(j, p) B[(size_t)(j) * k + (p)]
 #endif
+)CLC";
+
+inline constexpr char gemm_body_source[] = R"CLC(
+#ifndef TS
+#define TS 32
+#endif
+#ifndef WPT
+#define WPT 4
+#endif
+#define RTS (TS / WPT)
 
 __kernel __attribute__((reqd_work_group_size(RTS, RTS, 1)))
 void gemm(const int m, const int n, const int k, __global const TA* restrict A, __global const TA* restrict B,
@@ -164,7 +168,7 @@ __kernel void gemm_sum_splits_wide(__global const int* restrict W, const int spl
 #endif
 )CLC";
 
-inline constexpr auto gemm_joined = join_sources(track_max_source, slice_sum_source, gemm_body_source);
+inline constexpr auto gemm_joined = join_sources(track_max_source, operand_at_source, slice_sum_source, gemm_body_source);
 inline constexpr const char* gemm_source = gemm_joined.data();
 
 }  // namespace pbnn::opencl::kernels

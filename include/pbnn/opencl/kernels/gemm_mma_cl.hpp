@@ -43,17 +43,6 @@ inline constexpr char gemm_mma_body_source[] = R"CLC(
 #define WARPS_N (BN / WN)
 #define THREADS ((BM / WM) * (BN / WN) * 32)
 
-#if A_KMAJOR
-#define A_AT(i, p) A[(size_t)(p) * m + (i)]
-#else
-#define A_AT(i, p) A[(size_t)(i) * k + (p)]
-#endif
-#if B_KMAJOR
-#define B_AT(j, p) B[(size_t)(p) * n + (j)]
-#else
-#define B_AT(j, p) B[(size_t)(j) * k + (p)]
-#endif
-
 // D = A B + C for one 16 x 8 block over 8 words of k: a holds 4 words of A's fragment, b 2 of B's,
 // c 4 sums.
 #if FLOAT_OPERANDS
@@ -390,7 +379,7 @@ void gemm_mma(const int m, const int n, const int k, __global const TA* restrict
 }
 )CLC";
 
-inline constexpr auto gemm_mma_joined = join_sources(track_max_source, gemm_mma_body_source);
+inline constexpr auto gemm_mma_joined = join_sources(track_max_source, operand_at_source, gemm_mma_body_source);
 inline constexpr const char* gemm_mma_source = gemm_mma_joined.data();
 
 }  // namespace pbnn::opencl::kernels
