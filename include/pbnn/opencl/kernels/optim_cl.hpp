@@ -118,11 +118,10 @@ void adam_quad(__global float* value, __global float* m, __global float* v, __gl
   *quad(m, e) = mi;
   *quad(v, e) = vi;
   const float4 w = clamp(p - step_size * mi / (sqrt(vi) * rc2 + eps), -bound, bound);
-  const float4 stored = clamp(w, -bound, bound);  // store_value's
-  *quad(value, e) = stored;
+  *quad(value, e) = w;  // store_value's fp32 result: its clamp leaves w as it is
   if (theta_scale > 0.0f) {
     if (e == 0) theta_exp[0] = 0;
-    *quad(theta, e) = clamp(theta_scale * stored, -1.0f, 1.0f);
+    *quad(theta, e) = clamp(theta_scale * w, -1.0f, 1.0f);
   }
 }
 #endif
