@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   examples::apply_defaults(o);
 
   try {
-    examples::check_backend_options(o);
+    examples::check_run_options(o);
     auto train_set = limit(pbnn::to_dataset(pbnn::data::load_mnist_dir(data_dir, pbnn::data::split::train)),
                            train_limit);
     auto test_set = pbnn::to_dataset(pbnn::data::load_mnist_dir(data_dir, pbnn::data::split::test));

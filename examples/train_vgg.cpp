@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   examples::apply_defaults(o);
 
   try {
-    examples::check_backend_options(o);
+    examples::check_run_options(o);
     auto train_set = pbnn::to_dataset(pbnn::data::read_cifar10_files(batch_files(data_dir, train_batches)));
     auto val_set = pbnn::to_dataset(pbnn::data::read_cifar10_files(batch_files(data_dir, val_batches)));
     const auto moments = pbnn::per_channel_moments(train_set, 3);  // the training set's, applied to both

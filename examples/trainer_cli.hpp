@@ -8,6 +8,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -188,9 +190,20 @@ inline int train_on_opencl(const run_options&, const pbnn::dataset&, const pbnn:
 #endif
 
 // --device belongs to --backend opencl.
-inline void check_backend_options(const run_options& o) {
+// Fails before the data is read, so that no training is lost: an OpenCL device named without the OpenCL
+// backend, or an output (--csv, --out, --checkpoint) in a folder that does not exist.
+inline void check_run_options(const run_options& o) {
   if (o.backend != "opencl" && !o.device.empty())
     throw std::invalid_argument("--device names an OpenCL device: it needs --backend opencl");
+  const std::pair<const std::string&, const char*> outputs[] = {{o.csv, "--csv"}, {o.out, "--out"},
+                                                                {o.checkpoint, "--checkpoint"}};
+  for (const auto& [path, option] : outputs) {
+    const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!path.empty() && !folder.empty() && !std::filesystem::is_directory(folder, ec))
+      throw std::invalid_argument(
+          fmt::format("{} {}: cannot write there: the folder {} does not exist", option, path, folder.string()));
+  }
 }
 
 }  // namespace examples
