@@ -189,7 +189,6 @@ inline int train_on_opencl(const run_options&, const pbnn::dataset&, const pbnn:
 }
 #endif
 
-// --device belongs to --backend opencl.
 // Fails before the data is read, so that no training is lost: an OpenCL device named without the OpenCL
 // backend, or an output (--csv, --out, --checkpoint) in a folder that does not exist.
 inline void check_run_options(const run_options& o) {
@@ -202,7 +201,7 @@ inline void check_run_options(const run_options& o) {
     std::error_code ec;
     if (!path.empty() && !folder.empty() && !std::filesystem::is_directory(folder, ec))
       throw std::invalid_argument(
-          fmt::format("{} {}: cannot write there: the folder {} does not exist", option, path, folder.string()));
+          fmt::format("{} {}: cannot write there: {} is not an existing folder", option, path, folder.string()));
   }
 }
 
