@@ -67,7 +67,7 @@ class ClampSTE(torch.autograd.Function):
 
 
 def binarized_weight(p, scheme):
-    if scheme in ("real", "float"):
+    if scheme == "real":
         return p
     if state["binary"]:
         return sign(p)
