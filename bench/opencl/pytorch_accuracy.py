@@ -15,6 +15,10 @@ activations, sign(0) = -1) after re-measuring the batch-norm statistics through 
 training images (pbnn's --bn-calibration default). Not reproduced: batch norm as a hard threshold from
 v >= 500 in training (it changes clamp(v x) only where |x| < 1/500).
 
+Distillation (a trial, not in pbnn's trainers): --save-model writes a run's state_dict; --teacher FILE
+(a --scheme float model of the same network) adds a T^2 KL(softmax(teacher / T) || softmax(student / T))
+to (1 - a) CE, with a = --kd-alpha and T = --kd-temp.
+
     python3 bench/opencl/pytorch_accuracy.py --network table1 --data cifar10-subset --scheme prog \
         [--train-batches 1-4 --val-batches 5 --epochs 50 --batch 32 --seed 1 --csv out.csv]
     python3 bench/opencl/pytorch_accuracy.py --network mlp --data /usr/share/datasets/fashion-mnist \
@@ -228,6 +232,10 @@ def main():
     ap.add_argument("--train-limit", type=int, default=0, help="use only the first N training images (0: all)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--csv", default="")
+    ap.add_argument("--save-model", default="", help="write the trained model's state_dict here")
+    ap.add_argument("--teacher", default="", help="distil from this float model (a --save-model file of --scheme float)")
+    ap.add_argument("--kd-alpha", type=float, default=1.0, help="weight of the distillation term (1 - a: the labels)")
+    ap.add_argument("--kd-temp", type=float, default=1.0)
     args = ap.parse_args()
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -255,6 +263,11 @@ def main():
     others = [p for p in model.parameters() if id(p) not in ids]
     opt = torch.optim.Adam([{"params": binarized, "lr_scale": scale}, {"params": others, "lr_scale": 1.0}], lr=args.lr)
     augment = args.network == "table1" and not args.no_augment
+    teacher = None
+    if args.teacher:
+        teacher = network(args.network, "float").to(device)
+        teacher.load_state_dict(torch.load(args.teacher, map_location=device))
+        teacher.eval()  # its running statistics: the logits of a trained float network
 
     out = open(args.csv, "w") if args.csv else sys.stdout
     print("epoch,v,lr,loss,train_accuracy,test_accuracy,seconds", file=out, flush=True)
@@ -273,7 +286,13 @@ def main():
             x = xtr[idx]
             if augment:
                 x = crop_flip(x, args.crop_padding, gen)
-            loss = F.cross_entropy(model(x), ytr[idx])
+            logits = model(x)
+            loss = F.cross_entropy(logits, ytr[idx])
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = F.softmax(teacher(x) / args.kd_temp, 1)
+                kd = F.kl_div(F.log_softmax(logits / args.kd_temp, 1), soft, reduction="batchmean")
+                loss = (1 - args.kd_alpha) * loss + args.kd_alpha * args.kd_temp ** 2 * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -287,6 +306,8 @@ def main():
         train_acc, test_acc = accuracy(model, xtr, ytr), accuracy(model, xte, yte)
         print(f"{epoch + 1},{state['v']:.6g},{lr:.6g},{loss_sum.item() / batches:.6f},{train_acc:.6f},{test_acc:.6f},"
               f"{time.perf_counter() - start:.2f}", file=out, flush=True)
+    if args.save_model:
+        torch.save(model.state_dict(), args.save_model)
 
 
 if __name__ == "__main__":
